@@ -1,0 +1,45 @@
+"""The ``hepdl`` command: one subcommand per pipeline stage.
+
+Each stage module under :mod:`hepdl.cli` exposes ``add_parser(subparsers)``, which
+registers its subcommand with a ``func(args) -> int``. Stage modules are imported
+only when listed here, so ``hepdl --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from hepdl.errors import HepdlError
+
+# Order is the order of the pipeline; ``hepdl --help`` lists them so.
+STAGES = ("inspect",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from hepdl import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="hepdl",
+        description="Deep learning for particle-physics analyses. Each subcommand is one pipeline stage.",
+    )
+    parser.add_argument("--version", action="version", version=f"hepdl {__version__}")
+    sub = parser.add_subparsers(dest="stage", metavar="STAGE", required=True)
+    for name in STAGES:
+        importlib.import_module(f"hepdl.cli.{name}").add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one stage; a :class:`~hepdl.errors.HepdlError` prints as one line, exit status 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except HepdlError as err:
+        print(f"hepdl {args.stage}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"hepdl {args.stage}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,5 @@
+import sys
+
+from hepdl.cli import main
+
+sys.exit(main())

@@ -1,0 +1,16 @@
+"""ROOT in and out: the only layer of hepdl that opens ROOT files."""
+
+from hepdl.io.inspect import describe_file
+from hepdl.io.read import ChunkSource, expand_paths, iterate_events, read_events
+from hepdl.io.write import TreeWriter, write_friend, write_tree
+
+__all__ = [
+    "ChunkSource",
+    "TreeWriter",
+    "describe_file",
+    "expand_paths",
+    "iterate_events",
+    "read_events",
+    "write_friend",
+    "write_tree",
+]
