@@ -1,0 +1,28 @@
+# hepdl workflow: generate (or take the user's ROOT files), prepare, train, evaluate, report.
+# Run: snakemake --cores all [--configfile my.yaml]; see README.md and config/README.md.
+import os
+import sys
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+# Jobs run `hepdl` through the shell; put the interpreter that runs Snakemake (the
+# venv hepdl is installed in) first on PATH, so that local and batch jobs find it.
+shell.prefix(f'export PATH="{os.path.dirname(sys.executable)}:$PATH"; ')
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/generate.smk"
+
+
+rule all:
+    input:
+        final_outputs(),
+    default_target: True
