@@ -157,7 +157,9 @@ def test_multiclass_metrics_and_validation_cut():
     out = m.multiclass_metrics(probs, label, classes)
     assert out["accuracy"] == pytest.approx(np.mean(np.argmax(probs, 1) == label))
     for i, c in enumerate(classes):
-        assert out[f"efficiency_{c}"] == pytest.approx(np.mean(np.argmax(probs[label == i], 1) == i))
+        assert out[f"efficiency_{c}"] == pytest.approx(
+            np.mean(np.argmax(probs[label == i], 1) == i)
+        )
     val_probs, val_label = _neutrino_sample(seed=9)
     cut = m.best_selection_cut(val_probs, val_label)["cut"]
     applied = m.multiclass_metrics(probs, label, classes, nue_cut=cut)
@@ -180,7 +182,9 @@ def test_ks_and_wasserstein_match_scipy():
     )
     # weighted KS: duplicating entries == integer weights
     wi = rng.integers(1, 4, 700)
-    assert m.ks_statistic(a, b, wi) == pytest.approx(stats.ks_2samp(np.repeat(a, wi), b).statistic, abs=1e-12)
+    assert m.ks_statistic(a, b, wi) == pytest.approx(
+        stats.ks_2samp(np.repeat(a, wi), b).statistic, abs=1e-12
+    )
     agree = m.score_agreement(a, a)
     assert agree == {"ks": 0.0, "wasserstein": 0.0}
 

@@ -63,7 +63,9 @@ def _binary_inputs(score, label, weight, what: str) -> tuple[np.ndarray, np.ndar
         )
     w = _as_weights(weight, len(s), what)
     if np.sum(w[y == 1]) <= 0 or np.sum(w[y == 0]) <= 0:
-        raise InputError(f"{what}: need signal (label 1) and background (label 0) with positive total weight")
+        raise InputError(
+            f"{what}: need signal (label 1) and background (label 0) with positive total weight"
+        )
     return s, y.astype(bool), w
 
 
@@ -130,7 +132,9 @@ def background_rejection(
     return float(1.0 / max(eff_b, floor))
 
 
-def cut_for_efficiency(score: np.ndarray, efficiency: float, weight: np.ndarray | None = None) -> float:
+def cut_for_efficiency(
+    score: np.ndarray, efficiency: float, weight: np.ndarray | None = None
+) -> float:
     """The cut c such that a (weighted) fraction ``efficiency`` of these scores has score >= c.
 
     Pass the signal scores to get the working point at a signal efficiency.
@@ -195,7 +199,9 @@ def binary_metrics(score: np.ndarray, label: np.ndarray, weight: np.ndarray | No
 # ---------------------------------------------------------------- multi-class
 
 
-def _multiclass_inputs(probs, label, weight, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _multiclass_inputs(
+    probs, label, weight, what: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     p = _check_scores(probs, what)
     if p.ndim != 2:
         raise InputError(f"{what}: class probabilities must be (N, K), got shape {p.shape}")
@@ -203,7 +209,9 @@ def _multiclass_inputs(probs, label, weight, what: str) -> tuple[np.ndarray, np.
     if len(y) != len(p):
         raise InputError(f"{what}: {len(p)} probability rows but {len(y)} labels")
     if len(y) and (y.min() < 0 or y.max() >= p.shape[1]):
-        raise InputError(f"{what}: labels must be class indices 0..{p.shape[1] - 1}, found {y.min()}..{y.max()}")
+        raise InputError(
+            f"{what}: labels must be class indices 0..{p.shape[1] - 1}, found {y.min()}..{y.max()}"
+        )
     return p, y.astype(np.int64), _as_weights(weight, len(y), what)
 
 
@@ -228,7 +236,12 @@ def confusion_matrix(
 
 
 def selection_at_cut(
-    probs: np.ndarray, label: np.ndarray, cut: float, *, class_index: int = 1, weight: np.ndarray | None = None
+    probs: np.ndarray,
+    label: np.ndarray,
+    cut: float,
+    *,
+    class_index: int = 1,
+    weight: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Efficiency and purity for class ``class_index`` of the selection ``P(class) >= cut``."""
     p, y, w = _multiclass_inputs(probs, label, weight, "selection_at_cut")
@@ -251,7 +264,9 @@ def best_selection_cut(
     p, y, w = _multiclass_inputs(probs, label, weight, "best_selection_cut")
     is_cls = (y == class_index).astype(np.int64)
     if not is_cls.any() or is_cls.all():
-        raise InputError(f"best_selection_cut: class {class_index} must be present alongside other classes")
+        raise InputError(
+            f"best_selection_cut: class {class_index} must be present alongside other classes"
+        )
     roc = roc_curve(p[:, class_index], is_cls, w)
     s_tot, b_tot = np.sum(w[is_cls == 1]), np.sum(w[is_cls == 0])
     sig = roc.signal_efficiency[1:] * s_tot
@@ -259,8 +274,11 @@ def best_selection_cut(
     purity = np.divide(sig, sig + bkg, out=np.zeros_like(sig), where=(sig + bkg) > 0)
     fom = roc.signal_efficiency[1:] * purity
     i = int(np.argmax(fom))
-    return {"cut": float(roc.thresholds[1:][i]), "efficiency": float(roc.signal_efficiency[1:][i]),
-            "purity": float(purity[i])}
+    return {
+        "cut": float(roc.thresholds[1:][i]),
+        "efficiency": float(roc.signal_efficiency[1:][i]),
+        "purity": float(purity[i]),
+    }
 
 
 def multiclass_metrics(
@@ -280,7 +298,9 @@ def multiclass_metrics(
     """
     p, y, w = _multiclass_inputs(probs, label, weight, "multiclass_metrics")
     if len(classes) != p.shape[1]:
-        raise InputError(f"multiclass_metrics: {len(classes)} class names {list(classes)} for {p.shape[1]} columns")
+        raise InputError(
+            f"multiclass_metrics: {len(classes)} class names {list(classes)} for {p.shape[1]} columns"
+        )
     cm = confusion_matrix(p, y, w)
     out: dict = {
         "accuracy": float(np.trace(cm["counts"]) / np.sum(cm["counts"])),
@@ -311,7 +331,10 @@ def _weighted_cdf(x: np.ndarray, w: np.ndarray, at: np.ndarray) -> np.ndarray:
 
 
 def ks_statistic(
-    a: np.ndarray, b: np.ndarray, weight_a: np.ndarray | None = None, weight_b: np.ndarray | None = None
+    a: np.ndarray,
+    b: np.ndarray,
+    weight_a: np.ndarray | None = None,
+    weight_b: np.ndarray | None = None,
 ) -> float:
     """Weighted two-sample Kolmogorov-Smirnov statistic: max |CDF_a - CDF_b|."""
     x = _check_scores(a, "ks_statistic").reshape(-1)
@@ -325,7 +348,10 @@ def ks_statistic(
 
 
 def wasserstein_distance(
-    a: np.ndarray, b: np.ndarray, weight_a: np.ndarray | None = None, weight_b: np.ndarray | None = None
+    a: np.ndarray,
+    b: np.ndarray,
+    weight_a: np.ndarray | None = None,
+    weight_b: np.ndarray | None = None,
 ) -> float:
     """Weighted 1-D Wasserstein (earth mover's) distance: integral of |CDF_a - CDF_b|."""
     x = _check_scores(a, "wasserstein_distance").reshape(-1)
@@ -380,7 +406,9 @@ def domain_classifier_auc(
     xs = xs.reshape(len(xs), -1)
     xd = xd.reshape(len(xd), -1)
     if xs.shape[1] != xd.shape[1]:
-        raise InputError(f"domain_classifier_auc: sim has {xs.shape[1]} features, data {xd.shape[1]}")
+        raise InputError(
+            f"domain_classifier_auc: sim has {xs.shape[1]} features, data {xd.shape[1]}"
+        )
     if len(xs) < 4 or len(xd) < 4:
         raise InputError("domain_classifier_auc: need at least 4 entries per domain")
     rng = np.random.default_rng(seed)
@@ -405,5 +433,7 @@ def domain_classifier_auc(
         clf = HistGradientBoostingClassifier(max_iter=100, max_depth=3, random_state=seed)
         clf.fit(x_tr, y_tr, sample_weight=w_tr)
     else:
-        raise InputError(f"domain_classifier_auc: model must be 'logistic' or 'gbdt', got {model!r}")
+        raise InputError(
+            f"domain_classifier_auc: model must be 'logistic' or 'gbdt', got {model!r}"
+        )
     return auc(clf.predict_proba(x_te)[:, 1], y_te)
