@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from hepdl.io.read import _TREE_CLASSES, expand_paths, open_tree
+from hepdl.io.read import _TREE_CLASSES, expand_paths, open_root_file, open_tree
 
 
 def _branch_type(obj, key: str) -> str:
@@ -21,15 +21,7 @@ def describe_file(path: str | os.PathLike, *, filter_name: str | None = None) ->
     NanoAOD-style collections (``nX`` + ``X_*``) are marked, since each can be read as one field.
     """
     (path,) = expand_paths([path])
-    import uproot
-
-    from hepdl.errors import InputError
-
-    try:
-        classes = uproot.open(path).classnames()
-    except Exception as err:
-        open_tree(path, "")  # raises the standard message for a missing/non-ROOT/corrupt file
-        raise InputError(f"{path}: cannot list contents ({err})") from None
+    _, classes = open_root_file(path)
     lines = [f"{path}"]
     trees = sorted({(k.split(";")[0], c) for k, c in classes.items() if c in _TREE_CLASSES})
     if not trees:

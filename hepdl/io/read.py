@@ -75,8 +75,20 @@ def expand_paths(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list
     return out
 
 
-def open_tree(path: str, tree: str):
-    """Open ``tree`` (a TTree or RNTuple) in ``path``, or raise one clear :class:`InputError`."""
+def open_root_file(path: str):
+    """Open a ROOT file and list its objects, or raise one clear :class:`InputError`.
+
+    Returns the uproot directory and its ``{name: class}`` listing.
+    """
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except OSError as err:
+        raise InputError(f"{path}: cannot be read ({err.strerror})") from None
+    if magic != b"root":
+        raise InputError(f"{path}: not a ROOT file (it does not start with ROOT's signature)")
     try:
         file = uproot.open(path)
     except FileNotFoundError:
@@ -84,11 +96,17 @@ def open_tree(path: str, tree: str):
     except Exception as err:  # uproot raises ValueError, OSError, struct.error, ... on bad bytes
         if "not a ROOT file" in str(err):
             raise InputError(f"{path}: not a ROOT file") from None
-        raise InputError(f"{path}: cannot be opened as a ROOT file, truncated or corrupt ({err})") from None
+        raise InputError(f"{path}: cannot be opened as a ROOT file, truncated or corrupt ({_one_line(err)})") from None
     try:
         classes = file.classnames()
     except Exception as err:
-        raise InputError(f"{path}: the file's directory cannot be read, truncated or corrupt ({err})") from None
+        raise InputError(f"{path}: the file's directory cannot be read, truncated or corrupt ({_one_line(err)})") from None
+    return file, classes
+
+
+def open_tree(path: str, tree: str):
+    """Open ``tree`` (a TTree or RNTuple) in ``path``, or raise one clear :class:`InputError`."""
+    file, classes = open_root_file(path)
     trees = sorted({k.split(";")[0] for k, c in classes.items() if c in _TREE_CLASSES})
     if tree not in trees:
         hint = f"trees in the file: {', '.join(trees)}" if trees else "the file holds no TTree or RNTuple"
@@ -99,7 +117,7 @@ def open_tree(path: str, tree: str):
     try:
         return file[tree]
     except Exception as err:
-        raise InputError(f"{path}: tree {tree!r} cannot be read, truncated or corrupt ({err})") from None
+        raise InputError(f"{path}: tree {tree!r} cannot be read, truncated or corrupt ({_one_line(err)})") from None
 
 
 @dataclass(frozen=True)
@@ -150,7 +168,7 @@ def _assemble(raw: ak.Array, plan: _ReadPlan, where: str) -> ak.Array:
     out: dict[str, ak.Array] = {logical: raw[branch] for logical, branch in plan.plain.items()}
     for logical, members in plan.collections.items():
         parts = {name: raw[branch] for name, branch in members.items()}
-        _check_counts(parts, where, names=members)
+        _check_counts(parts, where, names={k: repr(b) for k, b in members.items()})
         out[logical] = ak.zip(parts)
     if plan.flatten_collection is not None:
         return out[plan.flatten_collection]
@@ -158,7 +176,13 @@ def _assemble(raw: ak.Array, plan: _ReadPlan, where: str) -> ak.Array:
     return ak.zip(out, depth_limit=1)
 
 
+def _one_line(err: BaseException) -> str:
+    """uproot's messages span lines (file, object); the CLI promises one line."""
+    return " ".join(str(err).split())
+
+
 def _check_counts(parts: Mapping[str, ak.Array], where: str, names: Mapping[str, str]) -> None:
+    """``names`` says how to call each part in the message (branch, and field where it differs)."""
     jagged = {k: v for k, v in parts.items() if v.ndim > 1}
     if len(jagged) < 2:
         return
@@ -169,7 +193,7 @@ def _check_counts(parts: Mapping[str, ak.Array], where: str, names: Mapping[str,
         bad = np.flatnonzero(ak.to_numpy(ak.num(arr, axis=1) != first_counts))
         if bad.size:
             raise InputError(
-                f"{where}: jagged branches {names[first_name]!r} and {names[name]!r} have different "
+                f"{where}: jagged branches {names[first_name]} and {names[name]} have different "
                 f"lengths in {bad.size} entries (first: chunk entry {bad[0]}); they must describe the "
                 "same objects"
             )
@@ -183,7 +207,7 @@ def _check_prefix_groups(out: Mapping[str, ak.Array], plan: _ReadPlan, where: st
         if "_" in logical and logical in plan.plain and arr.ndim > 1:
             groups.setdefault(logical.split("_", 1)[0], {})[logical] = arr
     for group in groups.values():
-        _check_counts(group, where, names={k: f"{plan.plain[k]}' (field '{k}" for k in group})
+        _check_counts(group, where, names={k: f"{plan.plain[k]!r} (field {k!r})" for k in group})
 
 
 def _finite_mask(arr: ak.Array) -> np.ndarray | None:
@@ -241,9 +265,9 @@ def _apply_cut(chunk: ak.Array, cut: str | None, where: str) -> ak.Array:
         # The cut is the user's own config text, written in logical field names.
         mask = eval(compile(cut, "<cut>", "eval"), {"__builtins__": {}}, namespace)  # noqa: S307
     except NameError as err:
-        raise InputError(f"{where}: cut {cut!r} uses an unknown name ({err}); fields: {chunk.fields}") from None
+        raise InputError(f"{where}: cut {cut!r} uses an unknown name ({_one_line(err)}); fields: {chunk.fields}") from None
     except Exception as err:
-        raise InputError(f"{where}: cut {cut!r} cannot be evaluated ({err})") from None
+        raise InputError(f"{where}: cut {cut!r} cannot be evaluated ({_one_line(err)})") from None
     mask = ak.Array(mask) if not isinstance(mask, np.ndarray) else mask
     if getattr(mask, "ndim", 0) != 1 or len(mask) != len(chunk):
         raise InputError(f"{where}: cut {cut!r} must give one boolean per entry")
@@ -296,7 +320,7 @@ def iterate_events(
         except Exception as err:
             raise InputError(
                 f"{where}: reading entries from {start} failed, the file is truncated or corrupt, "
-                f"or a branch has a type uproot cannot read ({type(err).__name__}: {err})"
+                f"or a branch has a type uproot cannot read ({type(err).__name__}: {_one_line(err)})"
             ) from None
     if n_total == 0:
         what = f"cut {cut!r} selects" if cut else "the input has"
