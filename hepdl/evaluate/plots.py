@@ -1,0 +1,377 @@
+"""Figures in HEP style: ROC as rejection vs efficiency, score shapes, jet images, confusion.
+
+Each ``*_figure`` function builds and returns a matplotlib Figure from arrays (so
+tests and notebooks can inspect it); each ``plot_*`` function builds the same
+figure and writes it as a PNG atomically, returning the path. The Agg backend is
+used through ``matplotlib.figure.Figure`` directly, so no display is ever needed
+and pyplot's global state is never touched.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import contextmanager
+
+import matplotlib
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
+
+from hepdl.errors import InputError
+from hepdl.evaluate import metrics
+
+# Simple HEP look without mplhep: inward ticks on all sides, minor ticks, no grid
+# clutter, a fixed font so baseline images are reproducible.
+HEP_STYLE: dict = {
+    "font.family": "DejaVu Sans",
+    "font.size": 10,
+    "axes.labelsize": 11,
+    "axes.titlesize": 10,
+    "axes.linewidth": 1.0,
+    "xtick.direction": "in",
+    "ytick.direction": "in",
+    "xtick.top": True,
+    "ytick.right": True,
+    "xtick.minor.visible": True,
+    "ytick.minor.visible": True,
+    "legend.frameon": False,
+    "legend.fontsize": 9,
+    "lines.linewidth": 1.5,
+    "savefig.dpi": 100,
+    "figure.dpi": 100,
+    "image.cmap": "viridis",
+    "axes.prop_cycle": matplotlib.cycler(
+        color=["#3f90da", "#ffa90e", "#bd1f01", "#94a4a2", "#832db6", "#a96b59", "#e76300"]
+    ),
+}
+
+
+@contextmanager
+def hep_style():
+    """Apply :data:`HEP_STYLE` for the figures built inside the block."""
+    with matplotlib.rc_context(HEP_STYLE):
+        yield
+
+
+def _new_figure(figsize: tuple[float, float]) -> Figure:
+    fig = Figure(figsize=figsize, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save_figure(fig: Figure, path: str | os.PathLike) -> str:
+    """Write ``fig`` as PNG to ``path`` via a temporary file and an atomic rename."""
+    path = os.fspath(path)
+    directory = os.path.dirname(path) or "."
+    os.makedirs(directory, exist_ok=True)
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp{os.getpid()}.png")
+    try:
+        with hep_style():
+            # Fixed metadata: the PNG bytes do not depend on the matplotlib version string
+            fig.savefig(tmp, format="png", metadata={"Software": None})
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def _plotter(build: Callable[..., Figure]) -> Callable[..., str]:
+    def plot(*args, path: str | os.PathLike, **kwargs) -> str:
+        return save_figure(build(*args, **kwargs), path)
+
+    plot.__name__ = plot.__qualname__ = "plot_" + build.__name__.removesuffix("_figure")
+    plot.__doc__ = (
+        f"Build :func:`{build.__name__}` and write it as a PNG to ``path``; returns the path."
+    )
+    return plot
+
+
+# ---------------------------------------------------------------- binary
+
+
+def roc_figure(
+    models: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]],
+    *,
+    title: str | None = None,
+) -> Figure:
+    """Background rejection 1/eps_B vs signal efficiency, log y, one curve per model.
+
+    ``models`` maps a name to ``(score, label, weight_or_None)``; the legend shows
+    each model's AUC as :func:`hepdl.evaluate.metrics.auc` computes it.
+    """
+    if not models:
+        raise InputError("roc_figure: no models given")
+    with hep_style():
+        fig = _new_figure((5.0, 4.2))
+        ax = fig.add_subplot()
+        ymax = 1.0
+        for name, (score, label, weight) in models.items():
+            roc = metrics.roc_curve(score, label, weight)
+            area = metrics.auc(score, label, weight)
+            keep = roc.background_efficiency > 0
+            rej = 1.0 / roc.background_efficiency[keep]
+            ymax = max(ymax, float(rej.max()))
+            ax.plot(roc.signal_efficiency[keep], rej, label=f"{name} (AUC = {area:.3f})")
+        eff = np.linspace(0.01, 1.0, 200)
+        ax.plot(eff, 1.0 / eff, color="0.5", linestyle=":", label="random")
+        ax.set_yscale("log")
+        ax.set_xlim(0.0, 1.0)
+        ax.set_ylim(1.0, ymax * 2.0)
+        ax.set_xlabel(r"Signal efficiency $\varepsilon_S$")
+        ax.set_ylabel(r"Background rejection $1/\varepsilon_B$")
+        ax.legend(loc="upper right")
+        if title:
+            ax.set_title(title)
+    return fig
+
+
+def score_figure(
+    score: np.ndarray,
+    label: np.ndarray,
+    weight: np.ndarray | None = None,
+    *,
+    name: str = "classifier",
+    data_score: np.ndarray | None = None,
+    data_weight: np.ndarray | None = None,
+    bins: int = 40,
+) -> Figure:
+    """Normalised step histograms of the score for signal and background.
+
+    With ``data_score`` the data distribution is overlaid as points with
+    statistical error bars, and the sim (signal + background) total as a line;
+    the legend gives the KS statistic between them.
+    """
+    s, y, w = metrics._binary_inputs(score, label, weight, "score_figure")
+    lo, hi = float(s.min()), float(s.max())
+    if data_score is not None:
+        d = metrics._check_scores(data_score, "score_figure (data)").reshape(-1)
+        dw = metrics._as_weights(data_weight, len(d), "score_figure (data)")
+        lo, hi = min(lo, float(d.min())), max(hi, float(d.max()))
+    if hi <= lo:
+        hi = lo + 1.0
+    edges = np.linspace(lo, hi, bins + 1)
+    with hep_style():
+        fig = _new_figure((5.0, 4.0))
+        ax = fig.add_subplot()
+        for mask, lab in ((y, "signal"), (~y, "background")):
+            ax.hist(s[mask], bins=edges, weights=w[mask], density=True, histtype="step", label=lab)
+        if data_score is not None:
+            ax.hist(
+                s,
+                bins=edges,
+                weights=w,
+                density=True,
+                histtype="step",
+                color="k",
+                label="sim (all)",
+            )
+            counts, _ = np.histogram(d, bins=edges, weights=dw)
+            sumw2, _ = np.histogram(d, bins=edges, weights=dw**2)
+            norm = np.sum(counts) * np.diff(edges)
+            centres = 0.5 * (edges[1:] + edges[:-1])
+            ks = metrics.ks_statistic(s, d, w, dw)
+            ax.errorbar(
+                centres,
+                counts / norm,
+                yerr=np.sqrt(sumw2) / norm,
+                fmt="o",
+                color="k",
+                markersize=3,
+                label=f"data (KS = {ks:.3f})",
+            )
+        ax.set_xlabel(f"{name} score")
+        ax.set_ylabel("Normalised entries / bin width")
+        ax.set_xlim(lo, hi)
+        ax.set_ylim(0.0, ax.get_ylim()[1] * 1.35)  # headroom for the legend
+        ax.legend(loc="upper center", ncols=2)
+    return fig
+
+
+# ---------------------------------------------------------------- images
+
+
+def average_images_figure(
+    images: np.ndarray,
+    label: np.ndarray,
+    class_names: Sequence[str],
+    *,
+    extent: tuple[float, float, float, float] = (-1.0, 1.0, -1.0, 1.0),
+    channel: int = 0,
+    channel_name: str = r"$E_T$",
+) -> Figure:
+    """Average jet image per class, log colour scale.
+
+    ``images`` is (N, H, W) or (N, C, H, W) with rows along eta; ``extent`` is
+    (eta_min, eta_max, phi_min, phi_max) of the grid, in the image's (centred,
+    rotated) frame. Class k is the entries with ``label == k``.
+    """
+    img = np.asarray(images, dtype=np.float64)
+    if img.ndim == 4:
+        img = img[:, channel]
+    if img.ndim != 3:
+        raise InputError(
+            f"average_images_figure: images must be (N, H, W) or (N, C, H, W), got {images.shape}"
+        )
+    y = np.asarray(label).reshape(-1)
+    if len(y) != len(img):
+        raise InputError(f"average_images_figure: {len(img)} images but {len(y)} labels")
+    means = [
+        img[y == k].mean(axis=0) if np.any(y == k) else np.zeros(img.shape[1:])
+        for k in range(len(class_names))
+    ]
+    positive = np.concatenate([m[m > 0] for m in means] + [np.array([1e-6, 1.0])])
+    vmax = float(positive.max())
+    vmin = max(float(positive.min()), vmax * 1e-5)
+    with hep_style():
+        fig = _new_figure((4.2 * len(class_names), 3.8))
+        axes = fig.subplots(1, len(class_names), squeeze=False)[0]
+        for k, (ax, mean, name) in enumerate(zip(axes, means, class_names, strict=True)):
+            # image rows run along eta, columns along phi; show phi horizontally as usual
+            im = ax.imshow(
+                np.clip(mean, vmin, None),
+                origin="lower",
+                norm=LogNorm(vmin=vmin, vmax=vmax),
+                extent=(extent[2], extent[3], extent[0], extent[1]),
+                aspect="auto",
+                interpolation="nearest",
+            )
+            ax.set_title(f"{name} (average, N = {int(np.sum(y == k))})")
+            ax.set_xlabel(r"$\Delta\phi$ (rotated)")
+            ax.set_ylabel(r"$\Delta\eta$ (rotated)")
+        fig.colorbar(im, ax=list(axes), label=f"Average pixel {channel_name} [GeV]")
+    return fig
+
+
+def event_display_figure(
+    pixel_maps: np.ndarray,
+    scores: np.ndarray,
+    classes: Sequence[str],
+    label: np.ndarray | None = None,
+) -> Figure:
+    """Neutrino events, one row each: the XZ and YZ views side by side, scores in the title.
+
+    ``pixel_maps`` is (n, 2, planes, cells); ``scores`` is (n, K) class probabilities.
+    """
+    maps = np.asarray(pixel_maps, dtype=np.float64)
+    p = np.asarray(scores, dtype=np.float64)
+    if maps.ndim != 4 or maps.shape[1] != 2:
+        raise InputError(
+            f"event_display_figure: pixel maps must be (n, 2, planes, cells), got {maps.shape}"
+        )
+    if p.shape != (len(maps), len(classes)):
+        raise InputError(
+            f"event_display_figure: scores shape {p.shape}, expected {(len(maps), len(classes))}"
+        )
+    with hep_style():
+        fig = _new_figure((8.0, 2.8 * len(maps)))
+        rows = fig.subfigures(len(maps), 1, squeeze=False)[:, 0]
+        for i, row in enumerate(rows):
+            text = ", ".join(f"P({c}) = {v:.2f}" for c, v in zip(classes, p[i], strict=True))
+            truth = f"true {classes[int(label[i])]}; " if label is not None else ""
+            row.suptitle(f"Event {i}: {truth}{text}", fontsize=9)
+            for ax, v, view in zip(row.subplots(1, 2), (0, 1), ("XZ", "YZ"), strict=True):
+                # planes run along the beam (z), shown horizontally as in NOvA displays
+                ax.imshow(
+                    maps[i, v].T,
+                    origin="lower",
+                    aspect="auto",
+                    cmap="Greys",
+                    interpolation="nearest",
+                )
+                ax.set_xlabel("Plane (z)")
+                ax.set_ylabel(f"Cell ({view[0].lower()})")
+                ax.set_title(f"{view} view", fontsize=9)
+    return fig
+
+
+# ---------------------------------------------------------------- multi-class
+
+
+def confusion_figure(
+    probs: np.ndarray,
+    label: np.ndarray,
+    classes: Sequence[str],
+    weight: np.ndarray | None = None,
+    *,
+    name: str = "classifier",
+) -> Figure:
+    """Confusion matrix twice: efficiency (rows sum to 1) and purity (columns sum to 1), annotated."""
+    cm = metrics.confusion_matrix(probs, label, weight)
+    if len(classes) != cm["counts"].shape[0]:
+        raise InputError(
+            f"confusion_figure: {len(classes)} class names for {cm['counts'].shape[0]} classes"
+        )
+    k = len(classes)
+    with hep_style():
+        fig = _new_figure((9.5, 4.2))
+        axes = fig.subplots(1, 2)
+        for ax, key in zip(axes, ("efficiency", "purity"), strict=True):
+            mat = cm[key]
+            ax.imshow(mat, vmin=0.0, vmax=1.0, cmap="Blues", origin="upper")
+            for i in range(k):
+                for j in range(k):
+                    ax.text(
+                        j,
+                        i,
+                        f"{mat[i, j]:.2f}",
+                        ha="center",
+                        va="center",
+                        color="white" if mat[i, j] > 0.5 else "black",
+                        fontsize=9,
+                    )
+            ax.set_xticks(range(k), classes, rotation=30)
+            ax.set_yticks(range(k), classes)
+            ax.minorticks_off()
+            ax.set_xlabel("Classified as")
+            ax.set_ylabel("True class")
+            ax.set_title(f"{name}: {key}")
+    return fig
+
+
+# ---------------------------------------------------------------- training
+
+
+def training_curves_figure(columns: Mapping[str, np.ndarray], *, x: str = "epoch") -> Figure:
+    """Every ``*loss*`` column vs ``x`` (train and validation loss per epoch), log y when positive.
+
+    Other numeric columns whose name contains "auc" or "acc" go to a second panel.
+    """
+    if x not in columns:
+        raise InputError(f"training_curves_figure: no {x!r} column; have {sorted(columns)}")
+    xs = np.asarray(columns[x], dtype=np.float64)
+    losses = [k for k in columns if "loss" in k]
+    others = [k for k in columns if k != x and ("auc" in k or "acc" in k)]
+    if not losses:
+        raise InputError(f"training_curves_figure: no loss columns among {sorted(columns)}")
+    with hep_style():
+        fig = _new_figure((5.0 * (1 + bool(others)), 4.0))
+        axes = fig.subplots(1, 1 + bool(others), squeeze=False)[0]
+        for k in losses:
+            axes[0].plot(
+                xs, np.asarray(columns[k], dtype=np.float64), marker="o", markersize=3, label=k
+            )
+        if all(np.all(np.asarray(columns[k]) > 0) for k in losses):
+            axes[0].set_yscale("log")
+        axes[0].set_xlabel(x.capitalize())
+        axes[0].set_ylabel("Loss")
+        axes[0].legend()
+        if others:
+            for k in others:
+                axes[1].plot(
+                    xs, np.asarray(columns[k], dtype=np.float64), marker="o", markersize=3, label=k
+                )
+            axes[1].set_xlabel(x.capitalize())
+            axes[1].set_ylabel("Metric")
+            axes[1].legend()
+    return fig
+
+
+plot_roc = _plotter(roc_figure)
+plot_scores = _plotter(score_figure)
+plot_average_images = _plotter(average_images_figure)
+plot_event_display = _plotter(event_display_figure)
+plot_confusion = _plotter(confusion_figure)
+plot_training_curves = _plotter(training_curves_figure)

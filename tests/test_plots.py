@@ -1,0 +1,165 @@
+"""hepdl.evaluate.plots: baseline-image comparison plus checks that figures show the right numbers.
+
+Baselines live in tests/baseline_images/. After an intended change to a plot, regenerate with
+
+    HEPDL_REGEN_BASELINES=1 python -m pytest tests/test_plots.py
+
+look at the new PNGs, and commit them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib.testing.compare import compare_images
+
+from hepdl.evaluate import metrics, plots
+
+BASELINES = Path(__file__).parent / "baseline_images"
+REGEN = os.environ.get("HEPDL_REGEN_BASELINES") == "1"
+# RMS pixel difference allowed: absorbs freetype/antialiasing differences between machines
+TOLERANCE = 3.0
+CLASSES = ["numu_cc", "nue_cc", "nc"]
+
+
+def _binary(seed=0, n=600, shift=1.0):
+    rng = np.random.default_rng(seed)
+    label = (rng.random(n) < 0.5).astype(np.int64)
+    score = 1.0 / (1.0 + np.exp(-(rng.normal(size=n) + shift * (2 * label - 1))))
+    return score, label
+
+
+def _multiclass(seed=2, n=400):
+    rng = np.random.default_rng(seed)
+    label = rng.integers(0, 3, n)
+    logits = rng.normal(size=(n, 3)) + 1.2 * np.eye(3)[label]
+    return np.exp(logits) / np.exp(logits).sum(1, keepdims=True), label
+
+
+def _images(seed=3, n=60):
+    rng = np.random.default_rng(seed)
+    label = np.arange(n) % 2
+    eta = np.arange(12) - 5.5
+    core = np.exp(-(eta[:, None] ** 2 + eta[None, :] ** 2) / 6.0)
+    prong = np.zeros((12, 12))
+    prong[3, 9] = 0.5  # the second prong of a W, after rotation
+    images = rng.exponential(size=(n, 12, 12)) * core + label[:, None, None] * prong
+    return images[:, None].astype(np.float32), label
+
+
+def _check_against_baseline(path: str, name: str) -> None:
+    baseline = BASELINES / name
+    if REGEN:
+        BASELINES.mkdir(exist_ok=True)
+        shutil.copyfile(path, baseline)
+        return
+    assert baseline.exists(), f"no baseline {baseline}; run with HEPDL_REGEN_BASELINES=1"
+    result = compare_images(str(baseline), path, tol=TOLERANCE)
+    assert result is None, result
+
+
+def test_roc_plot(tmp_path):
+    s1, y1 = _binary(0, shift=1.0)
+    s2, y2 = _binary(0, shift=0.5)
+    models = {"cnn": (s1, y1, None), "expert_bdt": (s2, y2, None)}
+    fig = plots.roc_figure(models)
+    texts = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert texts[0] == f"cnn (AUC = {metrics.auc(s1, y1):.3f})"
+    assert texts[1] == f"expert_bdt (AUC = {metrics.auc(s2, y2):.3f})"
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "log"
+    assert "rejection" in ax.get_ylabel() and "efficiency" in ax.get_xlabel()
+    # the plotted curve is 1/eps_B of the ROC
+    roc = metrics.roc_curve(s1, y1)
+    x, yv = ax.lines[0].get_data()
+    keep = roc.background_efficiency > 0
+    np.testing.assert_allclose(x, roc.signal_efficiency[keep])
+    np.testing.assert_allclose(yv, 1 / roc.background_efficiency[keep])
+    out = plots.plot_roc(models, path=tmp_path / "sub" / "roc.png")
+    assert out == str(tmp_path / "sub" / "roc.png")
+    assert not [p for p in os.listdir(tmp_path / "sub") if p != "roc.png"]  # no temp left behind
+    _check_against_baseline(out, "roc.png")
+
+
+def test_score_plot_with_data(tmp_path):
+    s, y = _binary(1)
+    data, _ = _binary(5, shift=0.7)
+    fig = plots.score_figure(s, y, name="cnn", data_score=data)
+    texts = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert f"data (KS = {metrics.ks_statistic(s, data):.3f})" in texts
+    assert "signal" in texts and "background" in texts
+    # histograms are normalised: each step histogram integrates to one
+    patches = fig.axes[0].patches
+    assert len(patches) >= 2
+    out = plots.plot_scores(s, y, name="cnn", data_score=data, path=tmp_path / "scores.png")
+    _check_against_baseline(out, "scores.png")
+
+
+def test_average_images_plot(tmp_path):
+    images, label = _images()
+    extent = (-0.8, 0.8, -0.8, 0.8)
+    fig = plots.average_images_figure(images, label, ["QCD", "W"], extent=extent)
+    shown = fig.axes[1].images[0].get_array()
+    np.testing.assert_allclose(
+        np.asarray(shown), np.clip(images[label == 1, 0].mean(0), shown.min(), None), rtol=1e-5
+    )
+    assert fig.axes[0].images[0].get_extent() == [-0.8, 0.8, -0.8, 0.8]
+    assert "N = 30" in fig.axes[0].get_title()
+    out = plots.plot_average_images(
+        images, label, ["QCD", "W"], extent=extent, path=tmp_path / "img.png"
+    )
+    _check_against_baseline(out, "average_images.png")
+
+
+def test_confusion_plot(tmp_path):
+    probs, label = _multiclass()
+    cm = metrics.confusion_matrix(probs, label)
+    fig = plots.confusion_figure(probs, label, CLASSES, name="cvn")
+    eff_texts = [t.get_text() for t in fig.axes[0].texts]
+    pur_texts = [t.get_text() for t in fig.axes[1].texts]
+    assert eff_texts == [f"{v:.2f}" for v in cm["efficiency"].ravel()]
+    assert pur_texts == [f"{v:.2f}" for v in cm["purity"].ravel()]
+    out = plots.plot_confusion(probs, label, CLASSES, name="cvn", path=tmp_path / "cm.png")
+    _check_against_baseline(out, "confusion.png")
+
+
+def test_training_curves_plot(tmp_path):
+    epochs = np.arange(1, 9)
+    columns = {
+        "epoch": epochs,
+        "train_loss": 0.7 * np.exp(-epochs / 4) + 0.2,
+        "val_loss": 0.7 * np.exp(-epochs / 5) + 0.25,
+        "val_auc": 0.9 - 0.3 * np.exp(-epochs / 3),
+    }
+    fig = plots.training_curves_figure(columns)
+    lines = {ln.get_label(): ln.get_ydata() for ln in fig.axes[0].lines}
+    np.testing.assert_allclose(lines["val_loss"], columns["val_loss"])
+    assert [ln.get_label() for ln in fig.axes[1].lines] == ["val_auc"]
+    out = plots.plot_training_curves(columns, path=tmp_path / "curves.png")
+    _check_against_baseline(out, "training_curves.png")
+
+
+def test_event_display(tmp_path):
+    rng = np.random.default_rng(4)
+    maps = rng.exponential(size=(2, 2, 30, 20)) * (rng.random((2, 2, 30, 20)) < 0.15)
+    probs, _ = _multiclass(n=2)
+    fig = plots.event_display_figure(maps, probs, CLASSES, label=np.array([1, 2]))
+    titles = [sf.get_suptitle() for sf in fig.subfigs]
+    assert titles[0].startswith("Event 0: true nue_cc;")
+    assert f"P(nue_cc) = {probs[0, 1]:.2f}" in titles[0]
+    np.testing.assert_allclose(fig.subfigs[1].axes[1].images[0].get_array(), maps[1, 1].T)
+    out = plots.plot_event_display(
+        maps, probs, CLASSES, label=np.array([1, 2]), path=tmp_path / "ev.png"
+    )
+    _check_against_baseline(out, "event_display.png")
+
+
+def test_bad_inputs():
+    with pytest.raises(Exception, match="pixel maps"):
+        plots.event_display_figure(np.zeros((2, 3, 4, 4)), np.zeros((2, 3)), CLASSES)
+    with pytest.raises(Exception, match="no models"):
+        plots.roc_figure({})
