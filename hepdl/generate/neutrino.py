@@ -57,7 +57,15 @@ M_TAU = 1.77686
 
 #: Particle species of the flat particle table (pi0 are decayed to photons first).
 MUON, ELECTRON, PHOTON, PION, PROTON, NEUTRON, PI0 = range(7)
-_MASS = {MUON: M_MU, ELECTRON: M_E, PHOTON: 0.0, PION: M_PI, PROTON: M_P, NEUTRON: 0.9396, PI0: M_PI0}
+_MASS = {
+    MUON: M_MU,
+    ELECTRON: M_E,
+    PHOTON: 0.0,
+    PION: M_PI,
+    PROTON: M_P,
+    NEUTRON: 0.9396,
+    PI0: M_PI0,
+}
 
 #: Hadron species in the hadronic system, with probabilities (protons dominate
 #: at a few GeV: quasi-elastic and resonance production).
@@ -106,9 +114,7 @@ def _rotate_about(u: np.ndarray, theta: np.ndarray, phi: np.ndarray) -> np.ndarr
     e1, e2 = _perpendicular_basis(u)
     s = np.sin(theta)[:, None]
     return (
-        np.cos(theta)[:, None] * u
-        + s * np.cos(phi)[:, None] * e1
-        + s * np.sin(phi)[:, None] * e2
+        np.cos(theta)[:, None] * u + s * np.cos(phi)[:, None] * e1 + s * np.sin(phi)[:, None] * e2
     )
 
 
@@ -184,7 +190,11 @@ def _tracks(
     bend = _segment_cumsum(kicks, n_steps)
     e1, e2 = _perpendicular_basis(u)
     direction = _normalise(u[step] + bend[:, :1] * e1[step] + bend[:, 1:] * e2[step])
-    pos = start[step] + _segment_cumsum(direction * ds[:, None], n_steps) - direction * (ds / 2)[:, None]
+    pos = (
+        start[step]
+        + _segment_cumsum(direction * ds[:, None], n_steps)
+        - direction * (ds / 2)[:, None]
+    )
     points.add(event[step], pos, w)
 
     ends = _segment_cumsum(direction * ds[:, None], n_steps)[np.cumsum(n_steps) - 1] + start
@@ -240,7 +250,10 @@ def _hadronic_blobs(
     along = rng.gamma(2.0, 0.25 * det.INTERACTION_LENGTH_CM, len(sub))
     across = rng.normal(size=(2, len(sub))) * 15.0
     sub_centre = (
-        centre[sub] + along[:, None] * u[sub] + across[0][:, None] * e1[sub] + across[1][:, None] * e2[sub]
+        centre[sub]
+        + along[:, None] * u[sub]
+        + across[0][:, None] * e1[sub]
+        + across[1][:, None] * e2[sub]
     )
     n_pk = np.maximum(np.ceil(1000.0 * e_sub / BLOB_PACKET_MEV).astype(np.int64), 1)
     idx = np.repeat(np.arange(len(sub)), n_pk)
@@ -262,7 +275,9 @@ def _sample_energy(label: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.where(label == 3, 3.5 + rng.gamma(2.0, 1.2, n), e)
 
 
-def _particles(label: np.ndarray, vertex: np.ndarray, rng: np.random.Generator) -> tuple[dict, np.ndarray]:
+def _particles(
+    label: np.ndarray, vertex: np.ndarray, rng: np.random.Generator
+) -> tuple[dict, np.ndarray]:
     """Final-state particles of each event as a flat table, and the neutrino energies."""
     n = len(label)
     e_nu = _sample_energy(label, rng)
@@ -309,8 +324,15 @@ def _particles(label: np.ndarray, vertex: np.ndarray, rng: np.random.Generator) 
         with_pi0 = to_h & (rng.random(len(tau)) < 0.5)
         share = np.where(with_pi0, rng.uniform(0.3, 0.7, len(tau)), 1.0)
         emit(tau[to_h], PION, np.maximum(share * f * e_tau - M_PI, 0.02)[to_h], u_d[to_h])
-        u_pi0 = _rotate_about(u_d, rng.uniform(0, 0.3, len(tau)), rng.uniform(0, 2 * np.pi, len(tau)))
-        emit(tau[with_pi0], PI0, np.maximum((1 - share) * f * e_tau - M_PI0, 0.01)[with_pi0], u_pi0[with_pi0])
+        u_pi0 = _rotate_about(
+            u_d, rng.uniform(0, 0.3, len(tau)), rng.uniform(0, 2 * np.pi, len(tau))
+        )
+        emit(
+            tau[with_pi0],
+            PI0,
+            np.maximum((1 - share) * f * e_tau - M_PI0, 0.01)[with_pi0],
+            u_pi0[with_pi0],
+        )
 
     # The hadronic system: multiplicity grows with nu; energy shared with Dirichlet(1) fractions.
     n_had = np.minimum(1 + rng.poisson(1.2 * nu), 8)
@@ -357,7 +379,9 @@ def _decay_pi0(table: dict, rng: np.random.Generator) -> dict:
     keep = ~is_pi0
     return {
         "event": np.concatenate([table["event"][keep], event, event]),
-        "species": np.concatenate([table["species"][keep], np.full(2 * len(event), PHOTON, np.int8)]),
+        "species": np.concatenate(
+            [table["species"][keep], np.full(2 * len(event), PHOTON, np.int8)]
+        ),
         "energy": np.concatenate([table["energy"][keep], *photons_e]),
         "u": np.concatenate([table["u"][keep], *photons_u]),
         "start": np.concatenate([table["start"][keep], start, start]),
@@ -388,7 +412,12 @@ def _deposits(table: dict, rng: np.random.Generator) -> _Points:
     seen = rng.random(len(e)) < 0.6
     travel = rng.exponential(70.0, len(e))
     blobs.append(
-        (ev[seen], (start + travel[:, None] * u)[seen], u[seen], (e * rng.uniform(0.2, 0.5, len(e)))[seen])
+        (
+            ev[seen],
+            (start + travel[:, None] * u)[seen],
+            u[seen],
+            (e * rng.uniform(0.2, 0.5, len(e)))[seen],
+        )
     )
     ev, centre, u, e = (np.concatenate(parts) for parts in zip(*blobs, strict=True))
     _hadronic_blobs(points, ev, centre, u, e, rng)
@@ -398,7 +427,9 @@ def _deposits(table: dict, rng: np.random.Generator) -> _Points:
 # ---------------------------------------------------------------- driver
 
 
-def _class_fractions(include_nutau: bool, class_fractions: Mapping[str, float] | None) -> np.ndarray:
+def _class_fractions(
+    include_nutau: bool, class_fractions: Mapping[str, float] | None
+) -> np.ndarray:
     names = CLASS_NAMES if include_nutau else CLASS_NAMES[:3]
     if class_fractions is None:
         return np.full(len(names), 1.0 / len(names))
@@ -408,7 +439,9 @@ def _class_fractions(include_nutau: bool, class_fractions: Mapping[str, float] |
         raise ConfigError(f"class_fractions: unknown class {unknown}{hint}; known: {list(names)}")
     f = np.array([float(class_fractions.get(k, 0.0)) for k in names])
     if not np.all(np.isfinite(f)) or np.any(f < 0) or f.sum() <= 0:
-        raise ConfigError(f"class_fractions: need non-negative numbers with a positive sum, got {dict(class_fractions)}")
+        raise ConfigError(
+            f"class_fractions: need non-negative numbers with a positive sum, got {dict(class_fractions)}"
+        )
     return f / f.sum()
 
 
@@ -489,15 +522,23 @@ def generate_neutrino(
     t0 = time.perf_counter()
     with (
         TreeWriter(output, "events") as out,
-        tqdm(total=int(n_events), unit="evt", desc="neutrino", disable=not progress, file=sys.stderr) as bar,
+        tqdm(
+            total=int(n_events), unit="evt", desc="neutrino", disable=not progress, file=sys.stderr
+        ) as bar,
     ):
         for i, chunk_seed in enumerate(chunk_seeds):
             n = min(chunk_size, int(n_events) - i * chunk_size)
             # Separate streams: the interactions do not depend on the detector variant.
             physics_seed, detector_seed = chunk_seed.spawn(2)
-            detector_seed = np.random.SeedSequence([*detector_seed.generate_state(2), ["sim", "data"].index(variant)])
+            detector_seed = np.random.SeedSequence(
+                [*detector_seed.generate_state(2), ["sim", "data"].index(variant)]
+            )
             chunk = simulate_chunk(
-                n, fractions, response, np.random.default_rng(physics_seed), np.random.default_rng(detector_seed)
+                n,
+                fractions,
+                response,
+                np.random.default_rng(physics_seed),
+                np.random.default_rng(detector_seed),
             )
             noise = chunk.pop("noise_counts")
             chunk["weight"] = np.ones(n, dtype=np.float32)
@@ -531,6 +572,11 @@ def generate_neutrino(
         "response": response.as_dict(),
         "data_variant_changes": {
             k: {"sim": getattr(det.SIM_RESPONSE, k), "data": getattr(det.DATA_RESPONSE, k)}
-            for k in ("light_yield_pe_per_mev", "attenuation_cm", "energy_scale", "noise_hits_per_event")
+            for k in (
+                "light_yield_pe_per_mev",
+                "attenuation_cm",
+                "energy_scale",
+                "noise_hits_per_event",
+            )
         },
     }

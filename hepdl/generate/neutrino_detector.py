@@ -148,7 +148,13 @@ def digitise(
     cell = np.floor(np.where(view == 0, x, y) / CELL_WIDTH_CM).astype(np.int64)
     inside = (plane >= 0) & (plane < N_PLANES) & (cell >= 0) & (cell < N_CELLS)
     inside &= (x >= 0) & (x <= WIDTH_CM) & (y >= 0) & (y <= WIDTH_CM)
-    event, plane, view, cell, e_mev = event[inside], plane[inside], view[inside], cell[inside], e_mev[inside]
+    event, plane, view, cell, e_mev = (
+        event[inside],
+        plane[inside],
+        view[inside],
+        cell[inside],
+        e_mev[inside],
+    )
     d = _distance_to_readout(view, x[inside], y[inside])
 
     # Sum the expected light per cell, then draw the photo-electron count once per cell.
@@ -156,19 +162,23 @@ def digitise(
     mu_pe = e_mev * response.light_yield_pe_per_mev * np.exp(-d / response.attenuation_cm)
     cells, inverse = np.unique(key, return_inverse=True)
     mu_cell = np.bincount(inverse, weights=mu_pe, minlength=len(cells))
-    d_cell = np.bincount(inverse, weights=mu_pe * d, minlength=len(cells)) / np.maximum(mu_cell, 1e-30)
+    d_cell = np.bincount(inverse, weights=mu_pe * d, minlength=len(cells)) / np.maximum(
+        mu_cell, 1e-30
+    )
     pe_cell = rng.poisson(mu_cell).astype(np.float64)
 
     # Noise: uniform over the detector (dark counts, electronics), with a falling PE spectrum.
     noise_counts = rng.poisson(response.noise_hits_per_event, size=n_events)
     n_noise = int(noise_counts.sum())
     noise_event = np.repeat(np.arange(n_events, dtype=np.int64), noise_counts)
-    noise_key = (noise_event * N_PLANES + rng.integers(0, N_PLANES, n_noise)) * N_CELLS + rng.integers(
-        0, N_CELLS, n_noise
+    noise_key = (
+        noise_event * N_PLANES + rng.integers(0, N_PLANES, n_noise)
+    ) * N_CELLS + rng.integers(0, N_CELLS, n_noise)
+    noise_pe = (
+        response.threshold_pe
+        + rng.geometric(1.0 / (1.0 + response.noise_mean_pe_above_threshold), n_noise)
+        - 1.0
     )
-    noise_pe = response.threshold_pe + rng.geometric(
-        1.0 / (1.0 + response.noise_mean_pe_above_threshold), n_noise
-    ) - 1.0
     noise_d = rng.uniform(0.0, WIDTH_CM, n_noise)
 
     all_key = np.concatenate([cells, noise_key])
@@ -177,7 +187,9 @@ def digitise(
     hits, inverse = np.unique(all_key, return_inverse=True)
     pe = np.bincount(inverse, weights=all_pe, minlength=len(hits))
     # Where noise lands on a signal cell, its position along the cell is the light-weighted mean.
-    d_hit = np.bincount(inverse, weights=all_pe * all_d, minlength=len(hits)) / np.maximum(pe, 1e-30)
+    d_hit = np.bincount(inverse, weights=all_pe * all_d, minlength=len(hits)) / np.maximum(
+        pe, 1e-30
+    )
 
     keep = pe >= response.threshold_pe
     hits, pe, d_hit = hits[keep], pe[keep], d_hit[keep]
