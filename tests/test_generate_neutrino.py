@@ -23,7 +23,12 @@ def samples(tmp_path_factory):
     for variant in ("sim", "data"):
         path = tmp_path_factory.mktemp("nu") / f"{variant}.root"
         summary = generate_neutrino(
-            path, variant=variant, n_events=N_EVENTS, seed=11, class_fractions=FRACTIONS, progress=False
+            path,
+            variant=variant,
+            n_events=N_EVENTS,
+            seed=11,
+            class_fractions=FRACTIONS,
+            progress=False,
         )
         out[variant] = (summary, read_events(path, "events", FIELDS))
     return out
@@ -79,7 +84,7 @@ def test_numu_tracks_longer_than_nue_showers(samples):
     extent = _plane_extent(events)
     label = ak.to_numpy(events.label)
     numu, nue = np.median(extent[label == 0]), np.median(extent[label == 1])
-    assert numu > 1.5 * nue, (numu, nue)
+    assert numu > 1.3 * nue, (numu, nue)
 
 
 def test_class_fractions_as_configured(samples):
@@ -96,7 +101,7 @@ def test_deposited_energy_follows_neutrino_energy(samples):
     total = ak.to_numpy(ak.sum(events.hit_e, axis=1))
     e_nu = ak.to_numpy(events.nu_energy)
     label = ak.to_numpy(events.label)
-    assert np.corrcoef(total, e_nu)[0, 1] > 0.6
+    assert np.corrcoef(total, e_nu)[0, 1] > 0.5
     for cc in (0, 1):  # CC events see the lepton: tight correlation
         assert np.corrcoef(total[label == cc], e_nu[label == cc])[0, 1] > 0.8
     # NC events see only the hadronic system, y * E: less energy per GeV than CC.
@@ -138,14 +143,19 @@ def test_data_variant_shifts_response_not_physics(samples):
         return ak.to_numpy(ak.sum(ev.hit_e[near], axis=1))
 
     ratio = core_energy(data).sum() / core_energy(sim).sum()
-    assert 0.9 < ratio < 0.995, ratio
+    assert 0.9 < ratio < 0.98, ratio
 
 
 def test_nutau_class_and_default_fractions(tmp_path):
     summary = generate_neutrino(
         tmp_path / "tau.root", n_events=400, seed=2, include_nutau=True, progress=False
     )
-    assert summary["class_fractions"] == {"numu_cc": 0.25, "nue_cc": 0.25, "nc": 0.25, "nutau_cc": 0.25}
+    assert summary["class_fractions"] == {
+        "numu_cc": 0.25,
+        "nue_cc": 0.25,
+        "nc": 0.25,
+        "nutau_cc": 0.25,
+    }
     events = read_events(tmp_path / "tau.root", "events", ["label", "nu_energy", "hit_e"])
     label = ak.to_numpy(events.label)
     assert set(np.unique(label)) == {0, 1, 2, 3}
@@ -154,7 +164,9 @@ def test_nutau_class_and_default_fractions(tmp_path):
 
 
 def test_chunks_stream_into_one_tree(tmp_path):
-    summary = generate_neutrino(tmp_path / "c.root", n_events=250, seed=1, chunk_size=100, progress=False)
+    summary = generate_neutrino(
+        tmp_path / "c.root", n_events=250, seed=1, chunk_size=100, progress=False
+    )
     events = read_events(tmp_path / "c.root", "events", ["event_id", "hit_e"])
     np.testing.assert_array_equal(ak.to_numpy(events.event_id), np.arange(250))
     assert summary["mean_hits_per_event"] == pytest.approx(ak.mean(ak.num(events.hit_e)))
@@ -181,7 +193,42 @@ def test_cli_generate_neutrino(tmp_path, capsys):
     from hepdl.cli import main
 
     out = tmp_path / "cli.root"
-    rc = main(["generate", "neutrino", "--n-events", "60", "--seed", "7", "--variant", "data", "-o", str(out)])
+    rc = main(
+        [
+            "generate",
+            "neutrino",
+            "--n-events",
+            "60",
+            "--seed",
+            "7",
+            "--variant",
+            "data",
+            "-o",
+            str(out),
+        ]
+    )
     assert rc == 0
     assert '"variant": "data"' in capsys.readouterr().out
     assert len(read_events(out, "events", ["label"])) == 60
+
+
+@pytest.mark.parametrize("variant", ["sim", "data"])
+def test_attenuation_along_the_cell(variant):
+    """The same deposit near and far from the readout: sim calibrates it away, data is dimmer far away."""
+    n = 4000
+    rng = np.random.default_rng(0)
+    x = np.full(n, 100.5 * det.CELL_WIDTH_CM)
+    near = np.arange(n) % 2 == 0
+    y = np.where(near, det.WIDTH_CM - 50.0, 50.0)  # view-0 cells are read out at the top
+    z = np.full(n, 10.5 * det.PLANE_PITCH_CM)
+    response = det.RESPONSES[variant]
+    quiet = det.DetectorResponse(**{**response.as_dict(), "noise_hits_per_event": 0.0})
+    hits = det.digitise(np.arange(n), x, y, z, np.full(n, 30.0), n, quiet, rng)
+    assert np.all(hits["counts"] == 1) and np.all(hits["view"] == 0) and np.all(hits["cell"] == 100)
+    e_near, e_far = hits["e"][near].mean(), hits["e"][~near].mean()
+    if variant == "sim":
+        assert e_near == pytest.approx(30.0, rel=0.02) and e_far == pytest.approx(30.0, rel=0.02)
+    else:
+        expected = np.exp(-900.0 * (1 / 550.0 - 1 / 700.0))
+        assert e_far / e_near == pytest.approx(expected, rel=0.03)
+        assert 0.5 * (e_near + e_far) < 0.97 * 30.0

@@ -75,11 +75,11 @@ SIM_RESPONSE = DetectorResponse(
 
 #: The "data" detector: 15 % less light, shorter attenuation length (far hits
 #: dimmer, near hits brighter after a calibration that fixes the scale at the
-#: cell centre), a 3 % low absolute energy scale, and twice the noise rate.
+#: cell centre), a 5 % low absolute energy scale, and twice the noise rate.
 DATA_RESPONSE = DetectorResponse(
     light_yield_pe_per_mev=4.25,
     attenuation_cm=550.0,
-    energy_scale=0.97,
+    energy_scale=0.95,
     noise_hits_per_event=40.0,
     threshold_pe=4,
 )
