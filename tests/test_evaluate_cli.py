@@ -1,0 +1,191 @@
+"""``hepdl evaluate binary|multiclass`` and ``hepdl summary`` on synthetic score files."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from hepdl.cli import main
+from hepdl.evaluate import metrics
+from hepdl.evaluate.results import save_scores
+
+CLASSES = ["numu_cc", "nue_cc", "nc"]
+
+
+def _binary_scores(path, seed, shift, n=800, labelled=True):
+    rng = np.random.default_rng(seed)
+    label = (rng.random(n) < 0.5).astype(np.int64)
+    score = 1 / (1 + np.exp(-(rng.normal(size=n) + shift * (2 * label - 1))))
+    weight = rng.uniform(0.5, 1.5, n).astype(np.float32)
+    if not labelled:
+        label = np.full(n, -1)
+    save_scores(
+        path,
+        {
+            "score": score.astype(np.float32),
+            "label": label,
+            "weight": weight,
+            "jet_pt": np.full(n, 300.0, np.float32),
+        },
+    )
+    return score.astype(np.float32), label, weight
+
+
+def _multi_scores(path, seed, n=600):
+    rng = np.random.default_rng(seed)
+    label = rng.integers(0, 3, n)
+    logits = rng.normal(size=(n, 3)) + 1.5 * np.eye(3)[label]
+    probs = (np.exp(logits) / np.exp(logits).sum(1, keepdims=True)).astype(np.float32)
+    save_scores(path, {"score": probs, "label": label, "weight": np.ones(n, np.float32)})
+    return probs, label
+
+
+def test_evaluate_binary_and_summary(tmp_path):
+    a = _binary_scores(tmp_path / "a.npz", 0, 1.0)
+    _binary_scores(tmp_path / "b.npz", 1, 0.4)
+    _binary_scores(tmp_path / "data_a.npz", 2, 0.8)
+    _binary_scores(tmp_path / "data_b.npz", 3, 0.4, labelled=False)
+    out = tmp_path / "eval"
+    assert (
+        main(
+            [
+                "evaluate",
+                "binary",
+                "--scores",
+                str(tmp_path / "a.npz"),
+                str(tmp_path / "b.npz"),
+                "--names",
+                "cnn",
+                "expert_bdt",
+                "--output",
+                str(out),
+                "--data-scores",
+                str(tmp_path / "data_a.npz"),
+                str(tmp_path / "data_b.npz"),
+            ]
+        )
+        == 0
+    )
+    assert sorted(os.listdir(out)) == [
+        "cnn.json",
+        "expert_bdt.json",
+        "roc.png",
+        "scores_cnn.png",
+        "scores_expert_bdt.png",
+    ]
+    cnn = json.loads((out / "cnn.json").read_text())
+    assert cnn["task"] == "jets" and cnn["model"] == "cnn"
+    assert cnn["auc"] == pytest.approx(metrics.auc(*a))
+    assert cnn["rejection_at_50"] == pytest.approx(metrics.background_rejection(*a, 0.5))
+    assert 0 < cnn["ks_sim_data"] < 1 and cnn["wasserstein_sim_data"] > 0 and "data_auc" in cnn
+    bdt = json.loads((out / "expert_bdt.json").read_text())
+    assert "data_auc" not in bdt and bdt["auc"] < cnn["auc"]
+
+    _multi_scores(tmp_path / "m.npz", 4)
+    _multi_scores(tmp_path / "mv.npz", 5)
+    assert (
+        main(
+            [
+                "evaluate",
+                "multiclass",
+                "--scores",
+                str(tmp_path / "m.npz"),
+                "--names",
+                "cvn",
+                "--classes",
+                *CLASSES,
+                "--val-scores",
+                str(tmp_path / "mv.npz"),
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    cvn = json.loads((out / "cvn.json").read_text())
+    assert cvn["task"] == "neutrino" and cvn["nue_cc_cut_from"] == "validation"
+    assert 0 < cvn["nue_cc_purity"] <= 1 and "efficiency_nc" in cvn
+    assert (out / "confusion_cvn.png").exists()
+
+    summary = tmp_path / "results" / "summary.json"
+    jsons = [str(out / f) for f in ("cnn.json", "expert_bdt.json", "cvn.json")]
+    assert main(["summary", *jsons, "-o", str(summary)]) == 0
+    s = json.loads(summary.read_text())
+    assert s["jets"]["cnn"]["auc"] == cnn["auc"]
+    assert s["jets"]["expert_bdt"]["rejection_at_50"] == bdt["rejection_at_50"]
+    assert s["neutrino"]["cvn"]["nue_cc_purity"] == cvn["nue_cc_purity"]
+    assert "task" not in s["jets"]["cnn"]
+
+
+def test_summary_refuses_duplicates_and_missing_keys(tmp_path, capsys):
+    for i in range(2):
+        (tmp_path / f"r{i}.json").write_text(
+            json.dumps({"task": "jets", "model": "cnn", "auc": 0.9})
+        )
+    (tmp_path / "bad.json").write_text(json.dumps({"auc": 0.9}))
+    out = tmp_path / "summary.json"
+    assert (
+        main(["summary", str(tmp_path / "r0.json"), str(tmp_path / "r1.json"), "-o", str(out)]) == 2
+    )
+    assert "jets.cnn already given" in capsys.readouterr().err
+    assert main(["summary", str(tmp_path / "bad.json"), "-o", str(out)]) == 2
+    assert "'task'" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_evaluate_errors(tmp_path, capsys):
+    _binary_scores(tmp_path / "a.npz", 0, 1.0)
+    assert (
+        main(
+            [
+                "evaluate",
+                "binary",
+                "--scores",
+                str(tmp_path / "a.npz"),
+                "--names",
+                "x",
+                "y",
+                "--output",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
+    assert "--names" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "evaluate",
+                "binary",
+                "--scores",
+                str(tmp_path / "nope.npz"),
+                "--names",
+                "x",
+                "--output",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
+    assert "nope.npz" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "evaluate",
+                "multiclass",
+                "--scores",
+                str(tmp_path / "a.npz"),
+                "--names",
+                "x",
+                "--classes",
+                *CLASSES,
+                "--output",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
+    assert "expected (N, 3)" in capsys.readouterr().err
