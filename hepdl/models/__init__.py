@@ -1,0 +1,23 @@
+"""Torch modules for hepdl: each model is built from a JSON-able config by name.
+
+Every model keeps a feature extractor ``model.body`` and a classifier ``model.head``
+as separate submodules, so autoencoder pre-training and domain adaptation can reuse
+the body. ``model.config`` is the complete config (defaults filled in) that rebuilds it.
+"""
+
+from hepdl.models.expert_mlp import ExpertMLP
+from hepdl.models.init import initialise_weights
+from hepdl.models.jet_cnn import JetCNN
+from hepdl.models.model_file import load_model_file, save_model
+from hepdl.models.registry import MODEL_REGISTRY, build_model, register_model
+
+__all__ = [
+    "MODEL_REGISTRY",
+    "ExpertMLP",
+    "JetCNN",
+    "build_model",
+    "initialise_weights",
+    "load_model_file",
+    "register_model",
+    "save_model",
+]

@@ -1,0 +1,128 @@
+"""The hepdl model file: architecture, weights, representation spec and provenance in one file.
+
+The file is a ``torch.save`` of a dict holding only tensors and plain Python types,
+so :func:`load_model_file` reads it with ``torch.load(weights_only=True)``: loading
+never executes code from the file. The module is rebuilt from the model registry
+by the architecture config, then the weights are loaded strictly.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from hepdl.errors import HepdlError
+from hepdl.models.registry import build_model
+
+MODEL_FORMAT = "hepdl-model-v1"
+_REQUIRED = ("format", "architecture", "state_dict", "representation", "inputs", "task", "classes", "provenance")
+
+
+def _plain(value: Any, where: str) -> Any:
+    """Check (recursively) that ``value`` is a plain JSON-like Python value; tuples become lists."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, Mapping):
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise TypeError(f"{where}: key {k!r} is not a string")
+            out[k] = _plain(v, f"{where}.{k}")
+        return out
+    if isinstance(value, (list, tuple)):
+        return [_plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:  # numpy/torch scalar
+        return value.item()
+    raise TypeError(f"{where}: {type(value).__name__} is not a plain Python value (str, number, list, dict)")
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` to a temporary name in the same directory, then rename over ``path``."""
+    path = os.fspath(path)
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def save_model(
+    path: str | os.PathLike,
+    model: nn.Module,
+    *,
+    architecture: Mapping[str, Any],
+    representation: Mapping[str, Any],
+    inputs: list[str],
+    task: str,
+    classes: list[str],
+    provenance: Mapping[str, Any],
+    metrics: Mapping[str, Any] | None = None,
+) -> None:
+    """Write a model file (atomically).
+
+    Args:
+        architecture: the registry config that rebuilds ``model`` (``model.config``).
+        representation: the prepared-data spec (image grid, channels, normalisation,
+            field mapping) needed to turn raw ROOT input into this model's inputs.
+        inputs: names of the prepared arrays the model reads, e.g. ``["jet_images"]``.
+        task: "jets" or "neutrino".
+        classes: class names in output order, e.g. ``["background", "signal"]``.
+        provenance: training settings, seed, data sources, hepdl version.
+        metrics: validation/test metrics, if known.
+    """
+    module = getattr(model, "module", model)  # unwrap DistributedDataParallel
+    state = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+    content = {
+        "format": MODEL_FORMAT,
+        "architecture": _plain(dict(architecture), "architecture"),
+        "state_dict": state,
+        "representation": _plain(dict(representation), "representation"),
+        "inputs": _plain(list(inputs), "inputs"),
+        "task": str(task),
+        "classes": _plain(list(classes), "classes"),
+        "provenance": _plain(dict(provenance), "provenance"),
+        "metrics": _plain(dict(metrics or {}), "metrics"),
+    }
+    atomic_torch_save(content, path)
+
+
+def read_model_content(path: str | os.PathLike) -> dict[str, Any]:
+    """Load a model file's dict with ``weights_only=True``; any failure is a :class:`HepdlError`."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise HepdlError(f"{path}: model file does not exist")
+    try:
+        content = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise HepdlError(f"{path}: not a readable hepdl model file (corrupt, truncated or holding code): {first}") from err
+    if not isinstance(content, dict) or content.get("format") != MODEL_FORMAT:
+        raise HepdlError(f"{path}: not a hepdl model file (expected format {MODEL_FORMAT!r})")
+    missing = [k for k in _REQUIRED if k not in content]
+    if missing:
+        raise HepdlError(f"{path}: model file lacks {missing}")
+    return content
+
+
+def load_model_file(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the model saved by :func:`save_model`; returns ``(model in eval mode, info)``.
+
+    ``info`` holds every entry of the file except the weights: architecture,
+    representation, inputs, task, classes, provenance, metrics.
+    """
+    content = read_model_content(path)
+    try:
+        model = build_model(content["architecture"])
+        model.load_state_dict(content["state_dict"], strict=True)
+    except (HepdlError, RuntimeError, TypeError, KeyError) as err:
+        raise HepdlError(f"{os.fspath(path)}: weights do not fit the architecture it names: {err}") from err
+    info = {k: v for k, v in content.items() if k != "state_dict"}
+    return model.to(device).eval(), info

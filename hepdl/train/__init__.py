@@ -1,0 +1,35 @@
+"""The training engine: one loop for every hepdl model and objective.
+
+    from hepdl.train import TrainSettings, train
+    result = train(model, train_set, val_set, TrainSettings(epochs=5), out_dir="run/")
+"""
+
+from hepdl.train.augment import ImageAugment, jet_image_augment, pixel_map_augment
+from hepdl.train.data import ArrayDataset, EpochBatchSampler
+from hepdl.train.device import choose_device
+from hepdl.train.engine import PREEMPTED_EXIT_CODE, TrainResult, evaluate, predict, train
+from hepdl.train.objectives import Classify, Objective, make_objective, weighted_auc
+from hepdl.train.reweight import SpectrumReweighter, reweight_background_to_signal
+from hepdl.train.settings import TrainSettings, load_settings
+
+__all__ = [
+    "PREEMPTED_EXIT_CODE",
+    "ArrayDataset",
+    "Classify",
+    "EpochBatchSampler",
+    "ImageAugment",
+    "Objective",
+    "SpectrumReweighter",
+    "TrainResult",
+    "TrainSettings",
+    "choose_device",
+    "evaluate",
+    "jet_image_augment",
+    "load_settings",
+    "make_objective",
+    "pixel_map_augment",
+    "predict",
+    "reweight_background_to_signal",
+    "train",
+    "weighted_auc",
+]

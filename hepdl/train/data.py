@@ -1,0 +1,155 @@
+"""Batches for the training engine: deterministic epoch shuffling and batched fetching.
+
+The shuffling of epoch ``e`` is a permutation drawn from a ``torch.Generator``
+seeded by ``(seed, e)`` alone, so a resumed run sees exactly the batches the
+uninterrupted run would have seen, and every DDP rank agrees on the permutation
+before taking its own slice of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, default_collate
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """One 63-bit seed per (run seed, epoch): used for shuffling, augmentation and dropout."""
+    return int(np.random.SeedSequence([int(seed), int(epoch)]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+class ArrayDataset(Dataset):
+    """A dataset over in-memory arrays of equal length (numpy or torch), same samples as PreparedDataset.
+
+    ``__getitem__(i)`` gives a dict of tensors for entry ``i``; ``__getitems__(indices)``
+    a dict of batched tensors; ``numpy(name)`` the whole array.
+    """
+
+    def __init__(self, arrays: Mapping[str, np.ndarray | torch.Tensor], meta: Mapping | None = None) -> None:
+        self.arrays = {k: torch.as_tensor(np.asarray(v)) if not isinstance(v, torch.Tensor) else v for k, v in arrays.items()}
+        lengths = {k: len(v) for k, v in self.arrays.items()}
+        if len(set(lengths.values())) > 1:
+            raise ValueError(f"arrays differ in length: {lengths}")
+        self.length = next(iter(lengths.values())) if lengths else 0
+        self.meta = dict(meta or {})
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {k: v[i] for k, v in self.arrays.items()}
+
+    def __getitems__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        return {k: v[idx] for k, v in self.arrays.items()}
+
+    def numpy(self, name: str) -> np.ndarray:
+        return self.arrays[name].numpy()
+
+
+def dataset_array(dataset: Dataset, name: str) -> np.ndarray | None:
+    """The whole array ``name`` of a dataset (``.numpy(name)``), or None if it has none."""
+    getter = getattr(dataset, "numpy", None)
+    if getter is None:
+        return None
+    try:
+        return np.asarray(getter(name))
+    except (KeyError, ValueError):
+        return None
+
+
+class BatchFetcher(Dataset):
+    """Indexable by a list of indices: one call fetches a whole batch.
+
+    Uses the dataset's ``batch`` or ``__getitems__`` when it has one (one memory-mapped fancy-index
+    per array instead of ``batch_size`` small reads), and adds per-entry tensors the
+    engine computed (``sample_weight``) plus the entry ``index``.
+    """
+
+    def __init__(self, dataset: Dataset, extra: Mapping[str, torch.Tensor] | None = None) -> None:
+        self.dataset = dataset
+        self.extra = dict(extra or {})
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
+        indices = list(indices)
+        # PreparedDataset.batch: one memory-mapped fetch per shard, already a dict of batched tensors
+        fetch = getattr(self.dataset, "batch", None) or getattr(self.dataset, "__getitems__", None)
+        batch = fetch(indices) if fetch is not None else [self.dataset[i] for i in indices]
+        if not isinstance(batch, Mapping):
+            batch = default_collate(batch)
+        batch = {k: torch.as_tensor(v) for k, v in batch.items()}
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        for key, values in self.extra.items():
+            batch[key] = values[idx]
+        batch["index"] = idx
+        return batch
+
+
+class EpochBatchSampler:
+    """Yields lists of indices: the batches of one epoch for one rank.
+
+    Args:
+        n: dataset length.
+        shuffle: permute from ``epoch_seed(seed, epoch)``; else in dataset order.
+        rank, world_size: DDP slice; the permutation is padded (wrapping around) to a
+            multiple of ``world_size`` so every rank runs the same number of batches.
+        drop_last: drop a final short batch (a batch of one breaks batch norm).
+    """
+
+    def __init__(
+        self, n: int, batch_size: int, *, seed: int = 0, shuffle: bool = True, rank: int = 0,
+        world_size: int = 1, drop_last: bool = False,
+    ) -> None:
+        self.n, self.batch_size, self.seed, self.shuffle = int(n), int(batch_size), int(seed), shuffle
+        self.rank, self.world_size, self.drop_last = int(rank), int(world_size), drop_last
+        self.epoch = 0
+        self.start_batch = 0
+        self.generator = torch.Generator()
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        """Select the epoch's permutation and skip its first ``start_batch`` batches (resume)."""
+        self.epoch, self.start_batch = int(epoch), int(start_batch)
+
+    def _indices(self) -> torch.Tensor:
+        if self.shuffle:
+            self.generator.manual_seed(epoch_seed(self.seed, self.epoch))
+            order = torch.randperm(self.n, generator=self.generator)
+        else:
+            order = torch.arange(self.n)
+        if self.world_size > 1:
+            per_rank = -(-self.n // self.world_size)
+            pad = per_rank * self.world_size - self.n
+            order = torch.cat([order, order[:pad]])[self.rank :: self.world_size]
+        return order
+
+    def n_batches(self) -> int:
+        per_rank = -(-self.n // self.world_size)
+        return per_rank // self.batch_size if self.drop_last else -(-per_rank // self.batch_size)
+
+    def __len__(self) -> int:
+        return max(self.n_batches() - self.start_batch, 0)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        order = self._indices()
+        for b in range(self.start_batch, self.n_batches()):
+            yield order[b * self.batch_size : (b + 1) * self.batch_size].tolist()
+
+    def state_dict(self) -> dict:
+        return {"seed": self.seed, "epoch": self.epoch, "start_batch": self.start_batch,
+                "generator": self.generator.get_state()}
+
+
+def make_loader(
+    dataset: Dataset, sampler: EpochBatchSampler, *, num_workers: int, pin_memory: bool,
+    extra: Mapping[str, torch.Tensor] | None = None,
+) -> DataLoader:
+    """A DataLoader whose every item is one whole batch dict."""
+    return DataLoader(
+        BatchFetcher(dataset, extra), sampler=sampler, batch_size=None, num_workers=num_workers,
+        pin_memory=pin_memory, persistent_workers=False,
+    )

@@ -1,0 +1,136 @@
+"""Training hyperparameters as one dataclass, read from a JSON/YAML settings file.
+
+Every key of the settings file is a field of :class:`TrainSettings` (``model`` holds
+the model registry config); an unknown key is a :class:`ConfigError` naming it, so
+a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from hepdl.errors import ConfigError
+
+_CHOICES = {
+    "optimizer": ("adam", "adamw", "sgd"),
+    "schedule": ("cosine", "step", "plateau", "none"),
+    "precision": ("auto", "fp32", "bf16", "fp16"),
+    "reweight": ("none", "pt", "pt_eta"),
+    "progress": ("auto", "always", "never"),
+    "objective": ("classify",),
+}
+
+
+@dataclass
+class TrainSettings:
+    """Everything that decides a training run (and nothing about where files are).
+
+    The defaults train a small classifier sensibly on CPU; the same settings run on
+    a GPU with mixed precision and channels-last chosen automatically.
+    """
+
+    model: dict[str, Any] = field(default_factory=lambda: {"name": "jet_cnn"})
+    objective: str = "classify"
+    seed: int = 0
+    # hardware
+    device: str = "auto"  # auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps
+    precision: str = "auto"  # auto: bf16 autocast on CUDA (fp16 + GradScaler if no bf16), fp32 elsewhere
+    channels_last: bool | str = "auto"  # auto: on CUDA for conv models
+    num_workers: int | str = "auto"  # DataLoader workers; auto: 0 on CPU, min(4, cores) on GPU
+    # optimisation
+    epochs: int = 10
+    batch_size: int = 128
+    eval_batch_size: int = 512
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    momentum: float = 0.9  # sgd only
+    weight_decay: float = 0.0  # L2 (decoupled for adamw); biases and norm layers excluded
+    l1: float = 0.0  # L1 penalty coefficient on conv/linear weights, added to the loss
+    grad_clip: float | None = None  # max global gradient norm
+    schedule: str = "cosine"  # per-epoch LR schedule
+    step_size: int = 5  # step schedule: epochs between LR drops
+    gamma: float = 0.5  # step/plateau LR factor
+    plateau_patience: int = 2
+    min_lr: float = 0.0
+    early_stopping_patience: int | None = 5  # epochs without val-loss improvement; None: off
+    min_delta: float = 0.0
+    # event weighting
+    class_weights: str | list[float] | None = None  # None, "balanced", or one weight per class
+    use_event_weights: bool = True  # multiply by the dataset's per-entry "weight"
+    reweight: str = "none"  # reweight background's jet pT ("pt") or pT and eta ("pt_eta") to signal
+    reweight_bins: int = 20  # pT bins (quantiles of the training split)
+    reweight_eta_bins: int = 4
+    # augmentation (training batches only)
+    augment: bool = False
+    augment_reflect: str | list[str] = "auto"  # "auto" (from the image preprocessing), or ["rows", "columns"]
+    augment_shift: int = 0  # max roll in pixels along each image axis
+    augment_noise: float = 0.0  # relative Gaussian noise on non-empty pixels
+    # display
+    progress: str = "auto"  # tqdm bar: auto (only on a tty), always, never
+    log_epochs: bool = True  # one line per epoch on stderr
+
+    def __post_init__(self) -> None:
+        for key, allowed in _CHOICES.items():
+            if getattr(self, key) not in allowed:
+                raise ConfigError(f"{key}: {getattr(self, key)!r} is not one of {list(allowed)}")
+        for key in ("epochs", "batch_size", "eval_batch_size"):
+            if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
+                raise ConfigError(f"{key}: must be a positive integer, not {getattr(self, key)!r}")
+        for key in ("learning_rate", "weight_decay", "l1", "augment_noise", "min_delta"):
+            if not isinstance(getattr(self, key), (int, float)) or getattr(self, key) < 0:
+                raise ConfigError(f"{key}: must be a number >= 0, not {getattr(self, key)!r}")
+        if not isinstance(self.model, Mapping) or "name" not in self.model:
+            raise ConfigError("model: must be a mapping with a 'name' key, e.g. {name: jet_cnn}")
+        if isinstance(self.class_weights, str) and self.class_weights != "balanced":
+            raise ConfigError(f"class_weights: {self.class_weights!r} is not 'balanced', null or a list")
+        if self.augment_reflect != "auto":
+            if isinstance(self.augment_reflect, str):
+                raise ConfigError(f"augment_reflect: {self.augment_reflect!r} is not 'auto' or a list")
+            bad = [a for a in self.augment_reflect if a not in ("rows", "columns")]
+            if bad:
+                raise ConfigError(f"augment_reflect: {bad[0]!r} is not 'rows' or 'columns'")
+        if self.num_workers != "auto" and (not isinstance(self.num_workers, int) or self.num_workers < 0):
+            raise ConfigError(f"num_workers: must be 'auto' or an integer >= 0, not {self.num_workers!r}")
+        self.model = dict(self.model)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], where: str = "settings") -> TrainSettings:
+        """Build from a mapping; unknown keys raise :class:`ConfigError` naming them."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ConfigError(f"{where}: unknown training setting {unknown[0]!r} (known: {sorted(names)})")
+        return cls(**dict(values))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def load_settings(path: str | os.PathLike, overrides: Mapping[str, Any] | None = None) -> TrainSettings:
+    """Read :class:`TrainSettings` from a JSON or YAML file (``overrides`` win over the file)."""
+    path = os.fspath(path)
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read training settings: {err.strerror}") from err
+    try:
+        if path.endswith((".yaml", ".yml")):
+            import yaml
+
+            values = yaml.safe_load(text) or {}
+        else:
+            values = json.loads(text)
+    except ValueError as err:  # json.JSONDecodeError and yaml.YAMLError's parse errors
+        raise ConfigError(f"{path}: not valid JSON/YAML: {err}") from err
+    except Exception as err:  # yaml.YAMLError does not derive from ValueError
+        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: training settings must be a mapping of keys to values")
+    values.update(overrides or {})
+    return TrainSettings.from_dict(values, where=path)
