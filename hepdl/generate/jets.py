@@ -73,7 +73,10 @@ def wprime_mass(p_star: float) -> float:
 
 def process_settings(process: str, pt_min: float, pt_max: float) -> list[str]:
     """Pythia settings of one hard process ("w", "top" or "qcd") for a jet window [pt_min, pt_max]."""
-    pthat = [f"PhaseSpace:pTHatMin = {0.85 * pt_min:.1f}", f"PhaseSpace:pTHatMax = {1.15 * pt_max:.1f}"]
+    pthat = [
+        f"PhaseSpace:pTHatMin = {0.85 * pt_min:.1f}",
+        f"PhaseSpace:pTHatMax = {1.15 * pt_max:.1f}",
+    ]
     if process == "w":
         # The W pT has a Jacobian peak at p*; putting p* a little above pt_max lets
         # ISR recoil and pile-up smear the peak into the window rather than out of it.
@@ -90,7 +93,13 @@ def process_settings(process: str, pt_min: float, pt_max: float) -> list[str]:
             "23:onIfAny = 12 14 16",
         ]
     if process == "top":
-        return ["Top:gg2ttbar = on", "Top:qqbar2ttbar = on", "24:onMode = off", "24:onIfAny = 1 2 3 4 5", *pthat]
+        return [
+            "Top:gg2ttbar = on",
+            "Top:qqbar2ttbar = on",
+            "24:onMode = off",
+            "24:onIfAny = 1 2 3 4 5",
+            *pthat,
+        ]
     if process == "qcd":
         return ["HardQCD:all = on", *pthat]
     raise ConfigError(f"unknown jet process {process!r} (expected 'w', 'top' or 'qcd')")
@@ -117,7 +126,11 @@ def make_pythia(settings: list[str], seed: int, what: str):
         "HadronLevel:all = on",
     ]
     # Tune:pp first: it resets the parameters it owns, so later lines must win.
-    ordered = [s for s in settings if s.startswith("Tune:")] + base + [s for s in settings if not s.startswith("Tune:")]
+    ordered = (
+        [s for s in settings if s.startswith("Tune:")]
+        + base
+        + [s for s in settings if not s.startswith("Tune:")]
+    )
     for line in ordered:
         if not pythia.readString(line):
             raise HepdlError(f"Pythia ({what}): setting {line!r} was not accepted")
@@ -307,7 +320,11 @@ class JetSource:
             # is far outside the window: their jets could never be selected and matched.
             t = truth_targets(events, self.process)
             tpt = np.hypot(t.pt_x, t.pt_y)
-            near = (tpt > 0.7 * self.pt_min) & (tpt < 1.3 * self.pt_max) & (np.abs(t.eta) < self.eta_max + 0.5)
+            near = (
+                (tpt > 0.7 * self.pt_min)
+                & (tpt < 1.3 * self.pt_max)
+                & (np.abs(t.eta) < self.eta_max + 0.5)
+            )
             number = np.flatnonzero(ak.to_numpy(ak.any(near, axis=1)))
             events = events[number]
         n_events = len(events)
@@ -329,7 +346,10 @@ class JetSource:
         )
         charged = particles["charge"] != 0
         trk = reconstructed_tracks(
-            *(particles[k][charged] for k in ("event", "px", "py", "pz", "charge", "vx", "vy", "vz")),
+            *(
+                particles[k][charged]
+                for k in ("event", "px", "py", "pz", "charge", "vx", "vy", "vz")
+            ),
             r,
             self.rng,
         )
@@ -374,7 +394,9 @@ class JetSource:
             "jet_mass": j["mass"].astype(f32),
             "label": np.full(len(sel_event), self.label, dtype=np.int32),
             "weight": np.ones(len(sel_event), dtype=f32),
-            "event_id": (self.id_offset + (self.n_events + number[sel_event]) * JETS_PER_EVENT + j["rank"]).astype(np.int64),
+            "event_id": (
+                self.id_offset + (self.n_events + number[sel_event]) * JETS_PER_EVENT + j["rank"]
+            ).astype(np.int64),
             "n_charged": n_charged,
         }
         self.n_events += n_generated
@@ -395,11 +417,20 @@ class JetSource:
 
         pt = t_e / np.cosh(t_eta)
         momenta = ak.unflatten(
-            ak.zip({"px": pt * np.cos(t_phi), "py": pt * np.sin(t_phi), "pz": pt * np.sinh(t_eta), "E": t_e}),
+            ak.zip(
+                {
+                    "px": pt * np.cos(t_phi),
+                    "py": pt * np.sin(t_phi),
+                    "pz": pt * np.sinh(t_eta),
+                    "E": t_e,
+                }
+            ),
             np.bincount(t_event, minlength=n_events),
         )
         with _stdout_to_stderr():  # the FastJet banner goes to stdout on first use
-            seq = fastjet.ClusterSequence(momenta, fastjet.JetDefinition(fastjet.antikt_algorithm, self.jet_r))
+            seq = fastjet.ClusterSequence(
+                momenta, fastjet.JetDefinition(fastjet.antikt_algorithm, self.jet_r)
+            )
             jets = seq.inclusive_jets(0.5 * self.pt_min)
             constituents = seq.constituents(0.5 * self.pt_min)
         order = ak.argsort(np.hypot(jets.px, jets.py), axis=1, ascending=False)[:, :JETS_PER_EVENT]
@@ -430,7 +461,11 @@ class JetSource:
 
     def select(self, jets: dict, events) -> dict:
         """Leading jets in the window (and, for signal, matched to the W/top)."""
-        keep = (jets["pt"] > self.pt_min) & (jets["pt"] < self.pt_max) & (np.abs(jets["eta"]) < self.eta_max)
+        keep = (
+            (jets["pt"] > self.pt_min)
+            & (jets["pt"] < self.pt_max)
+            & (np.abs(jets["eta"]) < self.eta_max)
+        )
         if self.label == 1:
             targets = truth_targets(events, self.process)[jets["event"]]
             dr2 = (targets.eta - jets["eta"]) ** 2 + delta_phi(targets.phi, jets["phi"]) ** 2
@@ -485,16 +520,22 @@ def generate_jets(
     if signal not in ("w", "top"):
         raise ConfigError(f"generate_jets: signal must be 'w' or 'top', not {signal!r}")
     if n_signal < 0 or n_background < 0 or n_signal + n_background == 0:
-        raise ConfigError(f"generate_jets: need n_signal, n_background >= 0 and some jets, got {n_signal}, {n_background}")
+        raise ConfigError(
+            f"generate_jets: need n_signal, n_background >= 0 and some jets, got {n_signal}, {n_background}"
+        )
     if not 0 < pt_min < pt_max:
         raise ConfigError(f"generate_jets: need 0 < pt_min < pt_max, got {pt_min}, {pt_max}")
     if not 0 < jet_r <= 1.5 or not 0 < eta_max <= 2.5:
-        raise ConfigError(f"generate_jets: jet_r must be in (0, 1.5] and eta_max in (0, 2.5], got {jet_r}, {eta_max}")
+        raise ConfigError(
+            f"generate_jets: jet_r must be in (0, 1.5] and eta_max in (0, 2.5], got {jet_r}, {eta_max}"
+        )
 
     t_start = time.perf_counter()
     response = RESPONSES[variant]
     pileup = make_pythia(
-        TUNES[variant] + ["SoftQCD:nonDiffractive = on"], derived_seed(seed, {"sim": 0, "data": 1}[variant], 9), f"pile-up {variant}"
+        TUNES[variant] + ["SoftQCD:nonDiffractive = on"],
+        derived_seed(seed, {"sim": 0, "data": 1}[variant], 9),
+        f"pile-up {variant}",
     )
     kw = dict(pt_min=pt_min, pt_max=pt_max, eta_max=eta_max, jet_r=jet_r, pileup=pileup)
     sources = [
@@ -506,16 +547,25 @@ def generate_jets(
     yield_guess = [0.4, 0.8]
     buffer: list[dict] = []
     buffered = 0
-    with TreeWriter(output, "events") as out, tqdm(
-        total=n_signal + n_background, desc=f"jets ({variant})", unit="jet", file=sys.stderr, disable=not progress
-    ) as bar:
+    with (
+        TreeWriter(output, "events") as out,
+        tqdm(
+            total=n_signal + n_background,
+            desc=f"jets ({variant})",
+            unit="jet",
+            file=sys.stderr,
+            disable=not progress,
+        ) as bar,
+    ):
         while any(remaining):
             for i, (source, _) in enumerate(sources):
                 if remaining[i] == 0:
                     continue
                 n_events = int(np.clip(math.ceil(1.2 * remaining[i] / yield_guess[i]), 10, 100))
                 full = source.jets(n_events)
-                yield_guess[i] = max((source.stats.jets + len(full["jet_pt"])) / source.n_events, 0.02)
+                yield_guess[i] = max(
+                    (source.stats.jets + len(full["jet_pt"])) / source.n_events, 0.02
+                )
                 chunk = _take(full, remaining[i])
                 n = len(chunk["jet_pt"])
                 if source.n_events > 2000 + 200 * (source.stats.jets + n):
@@ -540,7 +590,9 @@ def generate_jets(
         "output": os.fspath(output),
         "tree": "events",
         "variant": variant,
-        "signal_process": {"w": "W' -> W Z, W -> qq', Z -> nu nu", "top": "t tbar, W -> qq'"}[signal],
+        "signal_process": {"w": "W' -> W Z, W -> qq', Z -> nu nu", "top": "t tbar, W -> qq'"}[
+            signal
+        ],
         "background_process": "QCD 2->2 (HardQCD:all)",
         "n_signal": sig.stats.jets,
         "n_background": bkg.stats.jets,
@@ -558,7 +610,9 @@ def generate_jets(
             "jet_algorithm": "anti-kT on calorimeter towers (after pile-up and noise)",
             "jets_per_event": JETS_PER_EVENT,
             "signal_match_dr": MATCH_DR,
-            "wprime_mass_gev": wprime_mass(pt_max + 0.05 * (pt_max - pt_min)) if signal == "w" else None,
+            "wprime_mass_gev": wprime_mass(pt_max + 0.05 * (pt_max - pt_min))
+            if signal == "w"
+            else None,
             "signal_pythia": process_settings(signal, pt_min, pt_max),
             "background_pythia": process_settings("qcd", pt_min, pt_max),
         },
