@@ -103,6 +103,7 @@ def _write_shard(directory, n, seed, task="jets"):
         "n_entries": n,
         "arrays": {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in arrays.items()},
         "feature_names": {"expert": NAMES},
+        "spec": {},
     }
     with open(os.path.join(directory, "meta.json"), "w") as f:
         json.dump(meta, f)
@@ -142,7 +143,11 @@ def test_cli_bdt_writes_model_and_scores(tmp_path):
     assert scores["score"].shape == (test.sum(),)
     assert auc(scores["score"], scores["label"]) > 0.9
     info = json.loads((out / "bdt.info.json").read_text())
-    assert info["feature_names"] == ["mass", "tau21"] and info["n_test"] == int(test.sum())
+    assert (
+        info["feature_names"] == ["mass", "tau21"]
+        and info["n_test"] == int(test.sum())
+        and info["n_train"] == 900
+    )
     # same seed, same model
     first = (out / "bdt.json").read_bytes()
     assert main(argv) == 0

@@ -8,7 +8,6 @@ names, classes, settings, provenance), ``test_scores.npz`` and ``val_scores.npz`
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from collections.abc import Sequence
 
@@ -16,7 +15,7 @@ import numpy as np
 
 from hepdl.errors import InputError
 
-SPLIT_CODES = {"train": 0, "validation": 1, "test": 2}
+SPLITS = ("train", "validation", "test")
 # Per-entry arrays copied into the scores files when the dataset has them
 PASSTHROUGH = ("jet_pt", "jet_mass", "nu_energy")
 
@@ -56,51 +55,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _load_meta(shard: str) -> dict:
-    path = os.path.join(shard, "meta.json")
-    try:
-        with open(path) as f:
-            meta = json.load(f)
-    except FileNotFoundError:
-        raise InputError(f"{shard}: not a prepared dataset (no meta.json)") from None
-    except json.JSONDecodeError as err:
-        raise InputError(f"{path}: not valid JSON ({err})") from None
-    if meta.get("format") != "hepdl-prepared-v1":
-        raise InputError(f"{path}: unknown prepared-dataset format {meta.get('format')!r}")
-    return meta
-
-
-def read_prepared(
+def read_splits(
     shards: Sequence[str], names: Sequence[str]
-) -> tuple[dict[str, np.ndarray], dict]:
-    """Arrays ``names`` (those present in every shard) concatenated over shards, plus the first meta.
+) -> tuple[dict[str, dict[str, np.ndarray]], dict]:
+    """``{split: {name: array}}`` for the arrays ``names`` that every shard has, plus the meta.
 
-    Reads the shards as the prepared-dataset contract lays them out (``<name>.npy``
-    memory-mapped); tabular arrays are small, so they are concatenated in memory.
+    Goes through :class:`hepdl.represent.PreparedDataset`, so the split and the entry
+    order are exactly those the CNN trainer sees.
     """
-    metas = [_load_meta(s) for s in shards]
-    first = metas[0]
-    for s, m in zip(shards[1:], metas[1:], strict=True):
-        if m.get("task") != first.get("task") or m.get("feature_names") != first.get(
-            "feature_names"
-        ):
-            raise InputError(f"{s}: task or feature names differ from {shards[0]}")
-    out: dict[str, np.ndarray] = {}
-    for name in names:
-        if not all(name in m.get("arrays", {}) for m in metas):
-            continue
-        parts = []
-        for s, m in zip(shards, metas, strict=True):
-            path = os.path.join(s, f"{name}.npy")
-            try:
-                arr = np.load(path, mmap_mode="r")
-            except (FileNotFoundError, ValueError) as err:
-                raise InputError(f"{path}: cannot read array ({err})") from None
-            if len(arr) != m["n_entries"]:
-                raise InputError(f"{path}: {len(arr)} entries, meta.json says {m['n_entries']}")
-            parts.append(arr)
-        out[name] = np.concatenate(parts)
-    return out, first
+    from hepdl.represent import PreparedDataset
+
+    out: dict[str, dict[str, np.ndarray]] = {}
+    meta: dict = {}
+    for split in SPLITS:
+        ds = PreparedDataset(list(shards), split, arrays=())
+        meta = ds.meta
+        present = [n for n in names if all(n in m["arrays"] for m in ds.metas)]
+        out[split] = {n: ds.numpy(n) for n in present}
+    return out, meta
 
 
 def run(args: argparse.Namespace) -> int:
@@ -108,21 +80,22 @@ def run(args: argparse.Namespace) -> int:
     from hepdl.bdt.boosted_trees import settings_dict
     from hepdl.evaluate.results import save_scores
 
-    wanted = [args.array, "label", "weight", "split", *PASSTHROUGH]
-    arrays, meta = read_prepared(args.shards, wanted)
-    for need in (args.array, "label", "split"):
-        if need not in arrays:
+    wanted = [args.array, "label", "weight", *PASSTHROUGH]
+    data, meta = read_splits(args.shards, wanted)
+    for need in (args.array, "label"):
+        if need not in data["train"]:
             raise InputError(f"{args.shards[0]}: prepared dataset has no {need!r} array")
     names = meta.get("feature_names", {}).get(args.array)
     if names is None:
         raise InputError(f"{args.shards[0]}/meta.json: no feature_names[{args.array!r}]")
-    x, used = select_features(arrays[args.array], names, args.features)
-    label = np.asarray(arrays["label"], dtype=np.int64)
-    weight = np.asarray(arrays.get("weight", np.ones(len(label))), dtype=np.float32)
-    split = np.asarray(arrays["split"])
     task = meta.get("task", "jets")
-    n_classes = args.num_classes or (2 if task == "jets" else int(label.max()) + 1)
-    sel = {k: split == c for k, c in SPLIT_CODES.items()}
+    for part in data.values():
+        part["x"], used = select_features(part[args.array], names, args.features)
+        part["label"] = np.asarray(part["label"], dtype=np.int64)
+        n = len(part["label"])
+        part["weight"] = np.asarray(part.get("weight", np.ones(n)), dtype=np.float32)
+    train, val = data["train"], data["validation"]
+    n_classes = args.num_classes or (2 if task == "jets" else int(train["label"].max()) + 1)
     settings = BDTSettings(
         n_estimators=args.n_estimators,
         max_depth=args.max_depth,
@@ -130,23 +103,27 @@ def run(args: argparse.Namespace) -> int:
         early_stopping_rounds=args.early_stopping,
     )
     booster = train_bdt(
-        x[sel["train"]],
-        label[sel["train"]],
-        x[sel["validation"]],
-        label[sel["validation"]],
+        train["x"],
+        train["label"],
+        val["x"],
+        val["label"],
         feature_names=used,
         n_classes=n_classes,
-        w_train=weight[sel["train"]],
-        w_val=weight[sel["validation"]],
+        w_train=train["weight"],
+        w_val=val["weight"],
         settings=settings,
         seed=args.seed,
         threads=args.threads,
     )
     os.makedirs(args.output, exist_ok=True)
     for split_name, fname in (("validation", "val_scores.npz"), ("test", "test_scores.npz")):
-        m = sel[split_name]
-        out = {"score": predict_bdt(booster, x[m], used), "label": label[m], "weight": weight[m]}
-        out |= {k: np.asarray(arrays[k][m]) for k in PASSTHROUGH if k in arrays}
+        part = data[split_name]
+        out = {
+            "score": predict_bdt(booster, part["x"], used),
+            "label": part["label"],
+            "weight": part["weight"],
+        }
+        out |= {k: part[k] for k in PASSTHROUGH if k in part}
         save_scores(os.path.join(args.output, fname), out)
     info = {
         "task": task,
@@ -156,9 +133,7 @@ def run(args: argparse.Namespace) -> int:
         "settings": settings_dict(settings),
         "shards": [os.path.abspath(s) for s in args.shards],
         "split": meta.get("split"),
-        "n_train": int(sel["train"].sum()),
-        "n_validation": int(sel["validation"].sum()),
-        "n_test": int(sel["test"].sum()),
+        **{f"n_{s}": len(data[s]["label"]) for s in SPLITS},
     }
     model, _ = save_bdt(booster, os.path.join(args.output, "bdt.json"), info)
     print(
