@@ -1,0 +1,61 @@
+"""Expert jet variables for the baseline BDT: mass, N-subjettiness ratios, pT, multiplicities."""
+
+from __future__ import annotations
+
+import awkward as ak
+import numpy as np
+
+from hepdl.represent.jagged import flat_content, owner_index, segment_sum
+from hepdl.represent.nsubjettiness import nsubjettiness_flat
+
+EXPERT_FEATURES = ("mass", "tau1", "tau2", "tau3", "tau21", "tau32", "pt", "n_constituents", "n_tracks")
+
+
+def tower_mass(eta: np.ndarray, phi: np.ndarray, e: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Invariant mass of each jet's towers taken as massless four-vectors, (N,) float64."""
+    n = len(counts)
+    owner = owner_index(counts)
+    pt = e / np.cosh(eta)
+    px = segment_sum(pt * np.cos(phi), owner, n)
+    py = segment_sum(pt * np.sin(phi), owner, n)
+    pz = segment_sum(pt * np.sinh(eta), owner, n)
+    en = segment_sum(e, owner, n)
+    # Rounding can leave a tiny negative m^2 for (nearly) collinear towers.
+    return np.sqrt(np.maximum(en**2 - px**2 - py**2 - pz**2, 0.0))
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    # A jet with tau_{N-1} = 0 has too few constituents for the ratio: report 0, not NaN.
+    return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+
+
+def expert_jet_variables(
+    calo_eta: ak.Array,
+    calo_phi: ak.Array,
+    calo_e: ak.Array,
+    jet_pt: np.ndarray,
+    n_tracks: np.ndarray,
+    *,
+    beta: float = 1.0,
+    r0: float = 1.0,
+    axes: str = "onepass_kt",
+) -> np.ndarray:
+    """``(N, len(EXPERT_FEATURES))`` float32 in the order of :data:`EXPERT_FEATURES`.
+
+    ``mass`` is computed from the towers (compare with the file's ``jet_mass``); ``pt`` is the
+    jet pT as given; the taus use the normalised measure with ``beta`` and ``r0``.
+    """
+    eta, counts = flat_content(calo_eta, "calo_eta")
+    phi, _ = flat_content(calo_phi, "calo_phi")
+    e, _ = flat_content(calo_e, "calo_e")
+    eta, phi, e = (a.astype(np.float64) for a in (eta, phi, e))
+    taus = nsubjettiness_flat(eta, phi, e, counts, n_max=3, beta=beta, r0=r0, axes=axes)
+    out = np.empty((len(counts), len(EXPERT_FEATURES)), dtype=np.float32)
+    out[:, 0] = tower_mass(eta, phi, e, counts)
+    out[:, 1:4] = taus
+    out[:, 4] = _ratio(taus[:, 1], taus[:, 0])
+    out[:, 5] = _ratio(taus[:, 2], taus[:, 1])
+    out[:, 6] = np.asarray(jet_pt)
+    out[:, 7] = counts
+    out[:, 8] = np.asarray(n_tracks)
+    return out

@@ -1,0 +1,176 @@
+"""Representation specs and the chunk -> arrays functions of each task.
+
+A *spec* is a JSON-able dict holding every setting of a representation. The
+prepared dataset stores it in ``meta.json`` and a model file carries it, so scoring a
+ROOT file later rebuilds exactly the tensors the model was trained on:
+``jet_representation(chunk, spec)``.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+import awkward as ak
+import numpy as np
+
+from hepdl.errors import ConfigError
+from hepdl.represent.expert_variables import EXPERT_FEATURES, expert_jet_variables
+from hepdl.represent.jet_images import CHANNELS, jet_images
+from hepdl.represent.pixel_maps import NEUTRINO_FEATURES, neutrino_variables, pixel_maps
+from hepdl.represent.track_sequences import TRACK_FEATURES, track_sequences
+
+TASKS = ("jets", "neutrino")
+
+JET_REQUIRED = ("calo_eta", "calo_phi", "calo_e", "jet_pt", "jet_eta", "jet_phi", "jet_mass")
+JET_TRACKS = ("trk_pt", "trk_eta", "trk_phi")
+JET_OPTIONAL = ("trk_d0", "trk_z0", "trk_charge", "label", "weight")
+NEUTRINO_REQUIRED = ("hit_view", "hit_plane", "hit_cell", "hit_e")
+NEUTRINO_OPTIONAL = ("label", "weight", "nu_energy")
+
+
+def default_jet_spec() -> dict[str, Any]:
+    """Default jet representation: 32x32 images over +-1.2, 30 tracks, taus with beta=1, R0=1."""
+    return {
+        "task": "jets",
+        "image": {
+            "size": [32, 32],
+            "half_width": 1.2,
+            "channels": list(CHANNELS),
+            "centre": "leading_subjet",
+            "rotate": True,
+            "flip": True,
+            "normalise": "sum",
+            "subjet_radius": 0.3,
+        },
+        "tracks": {"length": 30, "sort_by": "pt", "features": list(TRACK_FEATURES)},
+        "expert": {
+            "features": list(EXPERT_FEATURES),
+            "nsubjettiness": {"beta": 1.0, "r0": 1.0, "axes": "onepass_kt"},
+        },
+    }
+
+
+def default_neutrino_spec() -> dict[str, Any]:
+    """Default neutrino representation: two views of 100 planes x 80 cells."""
+    return {
+        "task": "neutrino",
+        "pixel_map": {"planes": 100, "cells": 80, "threshold": 0.0},
+        "expert": {"features": list(NEUTRINO_FEATURES), "hot_fraction": 0.1},
+    }
+
+
+def _merge(base: dict, override: Mapping, where: str) -> dict:
+    for key, value in override.items():
+        if key not in base:
+            raise ConfigError(f"unknown representation setting {where}{key!r}; known: {sorted(base)}")
+        if isinstance(base[key], dict):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"representation setting {where}{key!r} must be a mapping")
+            _merge(base[key], value, f"{where}{key}.")
+        else:
+            base[key] = copy.deepcopy(value)
+    return base
+
+
+def resolve_spec(task: str, override: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The default spec of ``task`` updated with ``override`` (nested keys; unknown keys raise)."""
+    if task not in TASKS:
+        raise ConfigError(f"task must be one of {TASKS}, not {task!r}")
+    spec = default_jet_spec() if task == "jets" else default_neutrino_spec()
+    spec = _merge(spec, override or {}, "")
+    if spec["task"] != task:
+        raise ConfigError(f"spec is for task {spec['task']!r}, not {task!r}")
+    # Feature lists describe the columns written; they are fixed by the code, not settable.
+    fixed = {"expert": EXPERT_FEATURES if task == "jets" else NEUTRINO_FEATURES}
+    if task == "jets":
+        fixed["tracks"] = TRACK_FEATURES
+    for key, names in fixed.items():
+        if list(spec[key]["features"]) != list(names):
+            raise ConfigError(f"representation setting {key}.features is fixed to {list(names)}")
+    return spec
+
+
+def spec_fields(spec: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``(required, optional)`` logical fields that ``spec`` reads."""
+    if spec["task"] == "neutrino":
+        return NEUTRINO_REQUIRED, NEUTRINO_OPTIONAL
+    return JET_REQUIRED + JET_TRACKS, JET_OPTIONAL
+
+
+def _column(chunk: ak.Array, name: str, dtype, default) -> np.ndarray:
+    if name in chunk.fields:
+        return ak.to_numpy(chunk[name]).astype(dtype, copy=False)
+    return np.full(len(chunk), default, dtype=dtype)
+
+
+def _need(chunk: ak.Array, names) -> None:
+    missing = [f for f in names if f not in chunk.fields]
+    if missing:
+        raise ConfigError(f"the representation needs the fields {missing}; the chunk has {chunk.fields}")
+
+
+def jet_representation(chunk: ak.Array, spec: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Jet images, expert variables, track sequences and jet kinematics of a chunk of jets."""
+    _need(chunk, JET_REQUIRED + JET_TRACKS)
+    img, trk, ex = spec["image"], spec["tracks"], spec["expert"]
+    jet_pt = _column(chunk, "jet_pt", np.float64, 0.0)
+    jet_eta = _column(chunk, "jet_eta", np.float64, 0.0)
+    jet_phi = _column(chunk, "jet_phi", np.float64, 0.0)
+    images = jet_images(
+        chunk["calo_eta"], chunk["calo_phi"], chunk["calo_e"], jet_eta, jet_phi,
+        trk_pt=chunk["trk_pt"], trk_eta=chunk["trk_eta"], trk_phi=chunk["trk_phi"],
+        size=img["size"], half_width=img["half_width"], channels=img["channels"], centre=img["centre"],
+        rotate=img["rotate"], flip=img["flip"], normalise=img["normalise"], subjet_radius=img["subjet_radius"],
+    )
+    tracks = {f: chunk[f] for f in JET_TRACKS + ("trk_d0", "trk_z0", "trk_charge") if f in chunk.fields}
+    features, mask = track_sequences(tracks, jet_pt, jet_eta, jet_phi, length=trk["length"], sort_by=trk["sort_by"])
+    nsub = ex["nsubjettiness"]
+    expert = expert_jet_variables(
+        chunk["calo_eta"], chunk["calo_phi"], chunk["calo_e"], jet_pt,
+        ak.to_numpy(ak.num(chunk["trk_pt"], axis=1)),
+        beta=nsub["beta"], r0=nsub["r0"], axes=nsub["axes"],
+    )
+    return {
+        "jet_images": images,
+        "expert": expert,
+        "tracks": features,
+        "track_mask": mask,
+        "jet_pt": jet_pt.astype(np.float32),
+        "jet_eta": jet_eta.astype(np.float32),
+        "jet_mass": _column(chunk, "jet_mass", np.float32, 0.0),
+        "label": _column(chunk, "label", np.int64, -1),
+        "weight": _column(chunk, "weight", np.float32, 1.0),
+    }
+
+
+def neutrino_representation(chunk: ak.Array, spec: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Two-view pixel maps, event variables, label, weight (and nu_energy if read) of a chunk."""
+    _need(chunk, NEUTRINO_REQUIRED)
+    hits = {f: chunk[f] for f in NEUTRINO_REQUIRED}
+    pm, ex = spec["pixel_map"], spec["expert"]
+    out = {
+        "pixel_maps": pixel_maps(hits, planes=pm["planes"], cells=pm["cells"], threshold=pm["threshold"]),
+        "expert": neutrino_variables(hits, hot_fraction=ex["hot_fraction"]),
+        "label": _column(chunk, "label", np.int64, -1),
+        "weight": _column(chunk, "weight", np.float32, 1.0),
+    }
+    if "nu_energy" in chunk.fields:
+        out["nu_energy"] = _column(chunk, "nu_energy", np.float32, 0.0)
+    return out
+
+
+def representation(chunk: ak.Array, spec: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Dispatch on ``spec["task"]``."""
+    if spec.get("task") == "jets":
+        return jet_representation(chunk, spec)
+    if spec.get("task") == "neutrino":
+        return neutrino_representation(chunk, spec)
+    raise ConfigError(f"spec task must be one of {TASKS}, not {spec.get('task')!r}")
+
+
+def feature_names(spec: Mapping[str, Any]) -> dict[str, list[str]]:
+    if spec["task"] == "jets":
+        return {"expert": list(spec["expert"]["features"]), "tracks": list(spec["tracks"]["features"])}
+    return {"expert": list(spec["expert"]["features"])}
