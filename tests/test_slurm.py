@@ -1,0 +1,161 @@
+"""The real workflow on a real Slurm, through workflow/profiles/slurm.
+
+Needs a Slurm that answers with an idle node: in CI the one-node Slurm of
+``.ci/slurm/start.sh`` (stopped by ``.ci/slurm/stop.sh``). Skipped otherwise.
+One workflow run (two generation jobs, each submitted with sbatch) serves all
+tests of this module; it takes ~30-60 s on 2 cores.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hepdl.io import read_events
+
+pytestmark = pytest.mark.slurm
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = REPO / "tests" / "configs" / "slurm.yaml"
+# tests/configs/slurm.yaml: one sim and one data chunk, 50 events each.
+TARGETS = ["results/samples/neutrino_sim_0.root", "results/samples/neutrino_data_0.root"]
+N_EVENTS = 50
+RUN_TIMEOUT_S = 300
+
+
+def _slurm(*args: str) -> str:
+    return subprocess.run(args, capture_output=True, text=True, timeout=30, check=True).stdout
+
+
+def _slurm_skip_reason() -> str | None:
+    if shutil.which("sinfo") is None or shutil.which("sbatch") is None:
+        return "Slurm is not installed (CI: .ci/slurm/start.sh installs and starts it)"
+    try:
+        states = _slurm("sinfo", "--noheader", "--format=%t").split()
+    except (subprocess.SubprocessError, OSError) as err:
+        return f"Slurm does not answer (sinfo: {err}); start it with .ci/slurm/start.sh"
+    if not any(s.rstrip("*~#") in ("idle", "mix") for s in states):
+        return f"no idle Slurm node (sinfo states: {states}); start it with .ci/slurm/start.sh"
+    try:
+        import snakemake_executor_plugin_slurm  # noqa: F401
+    except ImportError:
+        return "snakemake-executor-plugin-slurm is not installed (pip install hepdl[cluster])"
+    return None
+
+
+_SKIP = _slurm_skip_reason()
+if _SKIP:
+    pytestmark = [pytest.mark.slurm, pytest.mark.skip(reason=_SKIP)]
+
+
+def _cluster_has_gpu() -> bool:
+    return "gpu" in _slurm("sinfo", "--noheader", "--format=%G")
+
+
+def _copy_workflow(dest: Path) -> None:
+    """The workflow as a user checks it out: Snakefile, workflow/, config/."""
+    shutil.copy2(REPO / "Snakefile", dest / "Snakefile")
+    for folder in ("workflow", "config"):
+        shutil.copytree(REPO / folder, dest / folder)
+
+
+def _run_snakemake(cmd: list[str], cwd: Path, log: Path) -> int:
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            return proc.wait(timeout=RUN_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            # SIGINT makes Snakemake scancel its jobs; SIGTERM would wait for them.
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            pytest.fail(
+                f"snakemake on Slurm ran over {RUN_TIMEOUT_S} s; log:\n{log.read_text()[-4000:]}"
+            )
+
+
+@pytest.fixture(scope="module")
+def slurm_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Run the generation jobs of tests/configs/slurm.yaml on Slurm, once per module."""
+    workdir = tmp_path_factory.mktemp("slurm_workflow")
+    _copy_workflow(workdir)
+    gpu = _cluster_has_gpu()
+    cmd = [
+        sys.executable, "-m", "snakemake",
+        "--workflow-profile", "workflow/profiles/slurm",
+        "--configfile", str(CONFIG),
+        # The CI cluster answers at once; a short first status check keeps the
+        # test quick (its MinJobAge=600 is far above 3x this).
+        "--slurm-init-seconds-before-status-checks", "2",
+        "--slurm-keep-successful-logs",
+        "--latency-wait", "5",
+        "--retries", "0",
+    ]  # fmt: skip
+    if gpu:
+        # No training rule yet: ask for a GPU the way training rules do (gpu=1).
+        cmd += ["--set-resources", "generate_neutrino:gpu=1"]
+    cmd += TARGETS
+    log = workdir / "snakemake.log"
+    rc = _run_snakemake(cmd, workdir, log)
+    text = log.read_text()
+    assert rc == 0, f"snakemake on Slurm failed (exit {rc}); log:\n{text[-6000:]}"
+    job_ids = re.findall(r"has been submitted with SLURM jobid (\d+)", text)
+    return {"workdir": workdir, "log": text, "job_ids": job_ids, "gpu": gpu}
+
+
+def test_every_job_goes_through_sbatch(slurm_run: dict) -> None:
+    assert len(slurm_run["job_ids"]) >= 2, slurm_run["log"][-4000:]
+    # The plugin keeps one Slurm log per job (--slurm-keep-successful-logs).
+    logs = sorted((slurm_run["workdir"] / ".snakemake" / "slurm_logs").rglob("*.log"))
+    assert {p.stem for p in logs} >= set(slurm_run["job_ids"]), logs
+    # ... and Slurm itself ran them (MinJobAge keeps finished jobs visible).
+    for job_id in slurm_run["job_ids"]:
+        info = _slurm("scontrol", "show", "job", job_id)
+        assert "JobState=COMPLETED" in info, info
+        assert "generate_neutrino" in info, info  # the rule name is the job's comment
+
+
+def test_outputs_read_back(slurm_run: dict) -> None:
+    labels = []
+    for target in TARGETS:
+        path = slurm_run["workdir"] / target
+        assert path.is_file(), f"{target} missing after the Slurm run"
+        events = read_events(path, "events", ["hit_view", "hit_e", "label"])
+        assert len(events) == N_EVENTS
+        labels.append(events["label"].to_numpy())
+    # Each chunk has its own seed: the two samples differ.
+    assert not (labels[0] == labels[1]).all()
+
+
+def test_gpu_request_reaches_slurm(slurm_run: dict) -> None:
+    if not slurm_run["gpu"]:
+        pytest.skip("this Slurm has no GPU (gres/gpu); .ci/slurm/start.sh configures a fake one")
+    for job_id in slurm_run["job_ids"]:
+        info = _slurm("scontrol", "show", "--details", "job", job_id)
+        # resources gpu=1 -> sbatch --gpus=1 -> one GPU allocated on the node.
+        assert re.search(r"TresPerJob=\S*gres:gpu:1", info), info
+        assert re.search(r"JOB_GRES=gpu(:\w+)?:1\b", info), info
+
+
+def test_gpu_job_sees_its_gpu() -> None:
+    """What a training job relies on: a job given a GPU gets CUDA_VISIBLE_DEVICES."""
+    if not _cluster_has_gpu():
+        pytest.skip("this Slurm has no GPU (gres/gpu)")
+    # srun: an interactive job answers at once (sbatch --wait polls for seconds).
+    # --export=NONE: the job must not inherit CUDA_VISIBLE_DEVICES from this shell.
+    show = "echo CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES-unset}"
+    for gpus, expect in (("1", r"CUDA_VISIBLE_DEVICES=\d"), (None, "CUDA_VISIBLE_DEVICES=unset")):
+        cmd = ["srun", "--export=NONE", "--time=1", "--mem=100"]
+        cmd += [f"--gpus={gpus}"] if gpus else []
+        cmd += ["/bin/sh", "-c", show]
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True).stdout
+        assert re.fullmatch(expect, out.strip()), (gpus, out)
