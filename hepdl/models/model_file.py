@@ -26,8 +26,12 @@ _REQUIRED = ("format", "architecture", "state_dict", "representation", "inputs",
 
 def _plain(value: Any, where: str) -> Any:
     """Check (recursively) that ``value`` is a plain JSON-like Python value; tuples become lists."""
-    if value is None or isinstance(value, (bool, int, float, str)):
+    # exact built-in types: a subclass (e.g. torch's TorchVersion str) would pickle as its class
+    if value is None or isinstance(value, bool):
         return value
+    for kind in (int, float, str):
+        if isinstance(value, kind):
+            return kind(value)
     if isinstance(value, Mapping):
         out = {}
         for k, v in value.items():
