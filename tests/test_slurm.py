@@ -90,7 +90,7 @@ def slurm_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     _copy_workflow(workdir)
     gpu = _cluster_has_gpu()
     cmd = [
-        sys.executable, "-m", "snakemake",
+        sys.executable, "-m", "snakemake", *TARGETS,
         "--workflow-profile", "workflow/profiles/slurm",
         "--configfile", str(CONFIG),
         # The CI cluster answers at once; a short first status check keeps the
@@ -102,8 +102,8 @@ def slurm_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     ]  # fmt: skip
     if gpu:
         # No training rule yet: ask for a GPU the way training rules do (gpu=1).
+        # (Last on the line: --set-resources takes every word after it.)
         cmd += ["--set-resources", "generate_neutrino:gpu=1"]
-    cmd += TARGETS
     log = workdir / "snakemake.log"
     rc = _run_snakemake(cmd, workdir, log)
     text = log.read_text()
