@@ -11,6 +11,8 @@ numpy over all jets together. ``axes="kt"`` skips the minimisation (contrib's
 
 from __future__ import annotations
 
+import warnings
+
 import awkward as ak
 import numpy as np
 
@@ -44,7 +46,11 @@ def _kt_axes(px, py, pz, e, counts, n_axes: int) -> list[np.ndarray]:
     jetdef = fastjet.JetDefinition(fastjet.kt_algorithm, fastjet.JetDefinition.max_allowable_R)
     sequence = fastjet.ClusterSequence(vectors, jetdef)
     for n_sub in range(2, n_axes + 1):
-        sub = sequence.exclusive_jets_up_to(n_sub)
+        with warnings.catch_warnings():
+            # fastjet's python layer warns on every exclusive call, kT included (a check that
+            # compares a JetDefinition with algorithm codes); kT exclusive jets are well defined.
+            warnings.filterwarnings("ignore", message="dcut and exclusive jets", category=UserWarning)
+            sub = sequence.exclusive_jets_up_to(n_sub)
         padded = ak.fill_none(ak.pad_none(sub, n_sub, axis=1, clip=True), {"px": 0.0, "py": 0.0, "pz": 0.0, "E": 0.0})
         comps = [ak.to_numpy(padded[c]).astype(np.float64) for c in ("px", "py", "pz", "E")]
         rap, phi = _rap_phi(*comps)

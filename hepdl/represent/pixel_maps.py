@@ -1,8 +1,8 @@
 """Neutrino two-view pixel maps (NOvA CVN style) and hand-made event variables.
 
 Each view (0 = XZ, 1 = YZ) reads out every other plane, so a plane's row within its
-view is ``plane // 2``. The window starts at the event's first plane with a hit above
-threshold and is centred, per view, on the energy-weighted mean cell.
+view is ``plane // 2``. The window starts at the event's first active plane above
+threshold (noise hits aside) and is centred, per view, on the energy-weighted median cell.
 """
 
 from __future__ import annotations
@@ -35,21 +35,46 @@ def _flat_hits(hits: Mapping[str, ak.Array]):
 
 def event_window(
     view: np.ndarray, plane: np.ndarray, cell: np.ndarray, e: np.ndarray, counts: np.ndarray,
-    *, cells: int, threshold: float,
+    *, planes: int, cells: int, threshold: float, min_hits: int = 3, span: int = 4,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per event: first plane above threshold (N,), and per view the first cell of the window (N, 2)."""
+    """Per event: the first plane of the window (N,), and per view the window's first cell (N, 2).
+
+    The event starts at the first plane above ``threshold`` that opens a run of activity,
+    at least ``min_hits`` hits within ``span`` consecutive planes: isolated noise hits,
+    scattered over the whole detector, must not pull the window upstream of the vertex.
+    The cell window is centred on the energy-weighted median cell of the view's hits
+    inside the plane window (a median, so that stray noise hits do not shift it).
+    """
     n = len(counts)
     owner = owner_index(counts)
-    above = e > threshold
-    big = np.iinfo(np.int64).max
-    start = np.full(n, big, dtype=np.int64)
-    np.minimum.at(start, owner[above], plane[above])
-    start = np.where(start == big, 0, start)
-    key = owner * 2 + view
-    sw = np.bincount(key, weights=e, minlength=2 * n)
-    mean = np.bincount(key, weights=e * cell, minlength=2 * n) / np.where(sw > 0, sw, 1.0)
-    first_cell = np.rint(mean).astype(np.int64) - cells // 2
+    sel = e > threshold
+    n_planes = int(plane.max()) + span + 1 if plane.size else span + 1
+    occupancy = np.bincount(owner[sel] * n_planes + plane[sel], minlength=n * n_planes).reshape(n, n_planes)
+    cum = np.zeros((n, n_planes + 1), dtype=np.int64)
+    np.cumsum(occupancy, axis=1, out=cum[:, 1:])
+    in_span = cum[:, span:] - cum[:, :-span]  # hits in planes [p, p + span)
+    opens = (in_span >= min_hits) & (occupancy[:, : n_planes - span + 1] > 0)
+    first_any = np.argmax(occupancy > 0, axis=1)  # fallback for events without a run of activity
+    start = np.where(opens.any(axis=1), np.argmax(opens, axis=1), first_any).astype(np.int64)
+
+    in_win = sel & (plane >= start[owner]) & (plane < start[owner] + 2 * planes)
+    key = (owner * 2 + view)[in_win]
+    order = np.lexsort((cell[in_win], key))
+    ew = e[in_win][order]
+    cs = np.cumsum(ew)
+    totals = np.bincount(key, weights=e[in_win], minlength=2 * n)
+    before = np.concatenate([[0.0], np.cumsum(totals)[:-1]])
+    pos = np.searchsorted(cs, before + 0.5 * totals, side="left")
+    has = totals > 0
+    median = np.full(2 * n, N_CELLS_FALLBACK, dtype=np.int64)
+    median[has] = cell[in_win][order][np.minimum(pos[has], max(cs.size - 1, 0))]
+    first_cell = median - cells // 2
     return start, first_cell.reshape(n, 2)
+
+
+#: Window centre for a view without any hit in the window: nothing to centre on, so any
+#: value gives an empty map; 0 keeps it defined.
+N_CELLS_FALLBACK = 0
 
 
 def pixel_maps(
@@ -63,7 +88,7 @@ def pixel_maps(
     view, plane, cell, e, counts = _flat_hits(hits)
     n = len(counts)
     owner = owner_index(counts)
-    start, first_cell = event_window(view, plane, cell, e, counts, cells=cells, threshold=threshold)
+    start, first_cell = event_window(view, plane, cell, e, counts, planes=planes, cells=cells, threshold=threshold)
     row = plane // 2 - start[owner] // 2
     col = cell - first_cell[owner, view]
     inside = (row >= 0) & (row < planes) & (col >= 0) & (col < cells)
@@ -72,16 +97,30 @@ def pixel_maps(
     return out.astype(np.float32).reshape(n, 2, planes, cells)
 
 
-def neutrino_variables(hits: Mapping[str, ak.Array], *, hot_fraction: float = 0.1) -> np.ndarray:
+def neutrino_variables(
+    hits: Mapping[str, ak.Array],
+    *,
+    planes: int = 100,
+    cells: int = 80,
+    threshold: float = 0.0,
+    hot_fraction: float = 0.1,
+) -> np.ndarray:
     """``(N, 10)`` float32 per-view event variables in the order of :data:`NEUTRINO_FEATURES`.
 
-    Per view: number of hits, length in planes (last - first + 1), total energy, fraction
-    of the view's energy in its hottest ``hot_fraction`` of hits (at least one hit: a
-    track spreads energy evenly, an EM shower concentrates it), energy-weighted RMS of the cell.
+    Computed from the hits inside the pixel-map window (same ``planes``, ``cells``,
+    ``threshold``), so that detector noise far from the event does not count. Per view:
+    number of hits, length in planes (last - first + 1), total energy, fraction of the
+    view's energy in its hottest ``hot_fraction`` of hits (at least one hit: a track
+    spreads energy evenly, an EM shower concentrates it), energy-weighted RMS of the cell.
     """
     view, plane, cell, e, counts = _flat_hits(hits)
     n = len(counts)
     owner = owner_index(counts)
+    start, first_cell = event_window(view, plane, cell, e, counts, planes=planes, cells=cells, threshold=threshold)
+    row = plane // 2 - start[owner] // 2
+    col = cell - first_cell[owner, view]
+    inside = (row >= 0) & (row < planes) & (col >= 0) & (col < cells) & (e > threshold)
+    view, plane, cell, e, owner = view[inside], plane[inside], cell[inside], e[inside], owner[inside]
     key = owner * 2 + view
     size = 2 * n
     n_hits = np.bincount(key, minlength=size).astype(np.float64)

@@ -152,7 +152,9 @@ def neutrino_representation(chunk: ak.Array, spec: Mapping[str, Any]) -> dict[st
     pm, ex = spec["pixel_map"], spec["expert"]
     out = {
         "pixel_maps": pixel_maps(hits, planes=pm["planes"], cells=pm["cells"], threshold=pm["threshold"]),
-        "expert": neutrino_variables(hits, hot_fraction=ex["hot_fraction"]),
+        "expert": neutrino_variables(
+            hits, planes=pm["planes"], cells=pm["cells"], threshold=pm["threshold"], hot_fraction=ex["hot_fraction"]
+        ),
         "label": _column(chunk, "label", np.int64, -1),
         "weight": _column(chunk, "weight", np.float32, 1.0),
     }
