@@ -189,3 +189,137 @@ def test_evaluate_errors(tmp_path, capsys):
         == 2
     )
     assert "expected (N, 3)" in capsys.readouterr().err
+
+
+def _write_shard(directory, arrays, task, spec):
+    os.makedirs(directory)
+    for k, v in arrays.items():
+        np.save(os.path.join(directory, f"{k}.npy"), v)
+    n = len(arrays["label"])
+    meta = {
+        "format": "hepdl-prepared-v1",
+        "task": task,
+        "n_entries": n,
+        "arrays": {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in arrays.items()},
+        "feature_names": {},
+        "spec": spec,
+    }
+    with open(os.path.join(directory, "meta.json"), "w") as f:
+        json.dump(meta, f)
+
+
+def test_evaluate_images_display_curves(tmp_path, monkeypatch):
+    from hepdl.cli import evaluate as cli_evaluate
+    from hepdl.evaluate import plots
+
+    rng = np.random.default_rng(0)
+    n = 50
+    label = np.arange(n) % 2
+    split = (np.arange(n) % 3 == 0).astype(np.uint8) * 2
+    images = rng.random((n, 2, 8, 8)).astype(np.float32)
+    spec = {"image": {"channels": ["calo_et", "trk_pt"], "half_width": 0.8, "normalise": "sum"}}
+    _write_shard(
+        tmp_path / "jets", {"jet_images": images, "label": label, "split": split}, "jets", spec
+    )
+    seen = {}
+    real = plots.plot_mean_images
+
+    def spy(sums, counts, *a, **kw):
+        seen["means"] = sums / counts[:, None, None]
+        seen["extent"] = kw["extent"]
+        return real(sums, counts, *a, **kw)
+
+    monkeypatch.setattr(plots, "plot_mean_images", spy)
+    monkeypatch.setattr(cli_evaluate, "_IMAGE_CHUNK", 7)  # several chunks must add up
+    out = tmp_path / "o"
+    assert (
+        main(
+            [
+                "evaluate",
+                "images",
+                "--shards",
+                str(tmp_path / "jets"),
+                "--channel",
+                "trk_pt",
+                "--classes",
+                "QCD",
+                "W",
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    assert (out / "average_images_trk_pt.png").exists()
+    test = split == 2
+    np.testing.assert_allclose(seen["means"][1], images[test & (label == 1), 1].mean(0), rtol=1e-5)
+    assert seen["extent"] == (-0.8, 0.8, -0.8, 0.8)
+
+    maps = rng.random((n, 2, 10, 6)).astype(np.float32)
+    nlabel = np.arange(n) % 3
+    _write_shard(
+        tmp_path / "nu", {"pixel_maps": maps, "label": nlabel, "split": split}, "neutrino", {}
+    )
+    probs = rng.dirichlet(np.ones(3), test.sum()).astype(np.float32)
+    save_scores(
+        tmp_path / "nu.npz", {"score": probs, "label": nlabel[test], "weight": np.ones(test.sum())}
+    )
+    assert (
+        main(
+            [
+                "evaluate",
+                "display",
+                "--shards",
+                str(tmp_path / "nu"),
+                "--scores",
+                str(tmp_path / "nu.npz"),
+                "--classes",
+                *CLASSES,
+                "--n-events",
+                "3",
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    assert (out / "event_display.png").exists()
+    save_scores(
+        tmp_path / "bad.npz",
+        {"score": probs[:-1], "label": nlabel[test][:-1], "weight": np.ones(test.sum() - 1)},
+    )
+    assert (
+        main(
+            [
+                "evaluate",
+                "display",
+                "--shards",
+                str(tmp_path / "nu"),
+                "--scores",
+                str(tmp_path / "bad.npz"),
+                "--classes",
+                *CLASSES,
+                "--output",
+                str(out),
+            ]
+        )
+        == 2
+    )
+
+    (tmp_path / "metrics.csv").write_text(
+        "epoch,train_loss,val_loss,val_auc,lr\n1,0.7,0.72,0.8,0.001\n2,0.5,0.55,0.85,0.001\n"
+    )
+    assert (
+        main(
+            [
+                "evaluate",
+                "curves",
+                "--metrics",
+                str(tmp_path / "metrics.csv"),
+                "--output",
+                str(out / "curves.png"),
+            ]
+        )
+        == 0
+    )
+    assert (out / "curves.png").exists()

@@ -1,11 +1,13 @@
 """``hepdl evaluate binary|multiclass``: metrics JSONs and plots from classifiers' test scores.
 
-binary writes ``OUTDIR/<name>.json`` per model (auc, rejection_at_30, rejection_at_50,
+``binary`` writes ``OUTDIR/<name>.json`` per model (auc, rejection_at_30, rejection_at_50,
 n_test; with ``--data-scores`` also the sim-vs-data agreement), ``OUTDIR/roc.png``
 (all models) and ``OUTDIR/scores_<name>.png``.
-multiclass writes ``OUTDIR/<name>.json`` (accuracy, per-class efficiency/purity,
+``multiclass`` writes ``OUTDIR/<name>.json`` (accuracy, per-class efficiency/purity,
 nu_e CC efficiency/purity) and ``OUTDIR/confusion_<name>.png``.
 Every metrics JSON carries "task" and "model", which ``hepdl summary`` collects.
+``images`` (average jet images per class), ``display`` (neutrino event display) and
+``curves`` (training curves from a metrics CSV) write plots only.
 """
 
 from __future__ import annotations
@@ -48,6 +50,35 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--nue-class", default="nue_cc", help="class whose selection is reported (default nue_cc)"
     )
     m.set_defaults(func=run_multiclass)
+
+    im = kinds.add_parser("images", help="average jet image per class from prepared shards")
+    im.add_argument("--shards", nargs="+", required=True, help="prepared-dataset shard directories")
+    im.add_argument("--split", default="test", choices=("train", "validation", "test"))
+    im.add_argument(
+        "--classes", nargs="+", default=["background", "signal"], help="names of labels 0, 1, ..."
+    )
+    im.add_argument("--channel", default=None, help="image channel name (default: the first)")
+    im.add_argument(
+        "--output", required=True, help="output directory (writes average_images_<channel>.png)"
+    )
+    im.set_defaults(func=run_images)
+
+    ev = kinds.add_parser("display", help="neutrino event display: both views of a few test events")
+    ev.add_argument("--shards", nargs="+", required=True, help="prepared-dataset shard directories")
+    ev.add_argument(
+        "--scores", required=True, help="test_scores.npz of the model (test split, dataset order)"
+    )
+    ev.add_argument("--classes", nargs="+", required=True, help="class names in label order")
+    ev.add_argument(
+        "--n-events", type=int, default=4, help="events to show: the first of each class, then more"
+    )
+    ev.add_argument("--output", required=True, help="output directory (writes event_display.png)")
+    ev.set_defaults(func=run_display)
+
+    cu = kinds.add_parser("curves", help="training curves from a training metrics CSV")
+    cu.add_argument("--metrics", required=True, help="metrics.csv written by hepdl train")
+    cu.add_argument("--output", required=True, help="PNG to write")
+    cu.set_defaults(func=run_curves)
 
 
 def _common(p: argparse.ArgumentParser, default_task: str) -> None:
@@ -200,4 +231,92 @@ def run_multiclass(args: argparse.Namespace) -> int:
             f"{args.nue_class} efficiency {result['nue_cc_efficiency']:.3f} "
             f"purity {result['nue_cc_purity']:.3f}"
         )
+    return 0
+
+
+# Jet images are (N, C, H, W); summing per class in chunks keeps memory flat in N
+_IMAGE_CHUNK = 4096
+
+
+def run_images(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from hepdl.evaluate import plots
+    from hepdl.represent import PreparedDataset
+
+    ds = PreparedDataset(args.shards, args.split, arrays=("jet_images", "label"))
+    spec = ds.meta.get("spec", {}).get("image", {})
+    channels = list(spec.get("channels", []))
+    if args.channel is None:
+        channel = 0
+    elif args.channel in channels:
+        channel = channels.index(args.channel)
+    else:
+        raise ConfigError(f"--channel {args.channel!r}: the shards' image channels are {channels}")
+    if len(ds) == 0:
+        raise InputError(f"{args.shards[0]}: the {args.split} split is empty")
+    k = len(args.classes)
+    sums, counts = 0.0, 0
+    for start in tqdm(
+        range(0, len(ds), _IMAGE_CHUNK), desc="average images", unit="chunk", leave=False
+    ):
+        b = ds.batch(np.arange(start, min(start + _IMAGE_CHUNK, len(ds))))
+        s, c = plots.class_image_sums(b["jet_images"].numpy(), b["label"].numpy(), k, channel)
+        sums, counts = sums + s, counts + c
+    half = float(spec.get("half_width", 1.0))
+    name = channels[channel] if channels else f"channel{channel}"
+    unit = " (fraction of the jet's sum)" if spec.get("normalise") == "sum" else ""
+    os.makedirs(args.output, exist_ok=True)
+    path = plots.plot_mean_images(
+        sums,
+        counts,
+        args.classes,
+        extent=(-half, half, -half, half),
+        value_label=f"Average pixel {name}{unit}",
+        path=os.path.join(args.output, f"average_images_{name}.png"),
+    )
+    print(f"hepdl evaluate: {path}")
+    return 0
+
+
+def run_display(args: argparse.Namespace) -> int:
+    from hepdl.evaluate import plots
+    from hepdl.evaluate.results import load_scores
+    from hepdl.represent import PreparedDataset
+
+    scores = load_scores(args.scores)
+    ds = PreparedDataset(args.shards, "test", arrays=("pixel_maps", "label"))
+    if len(ds) != len(scores["score"]):
+        raise InputError(
+            f"{args.scores}: {len(scores['score'])} scores but the shards' test split has {len(ds)} events"
+        )
+    label = np.asarray(scores["label"])
+    # first event of each class, then the next events in order: a reproducible, varied sample
+    first = np.unique(label, return_index=True)[1]
+    rest = np.setdiff1d(np.arange(len(label)), first)
+    pick = np.concatenate([np.sort(first), rest])[: args.n_events]
+    b = ds.batch(pick)
+    if not np.array_equal(b["label"].numpy(), label[pick]):
+        raise InputError(
+            f"{args.scores}: labels disagree with the shards' test split (other shards?)"
+        )
+    os.makedirs(args.output, exist_ok=True)
+    path = plots.plot_event_display(
+        b["pixel_maps"].numpy(),
+        scores["score"][pick],
+        args.classes,
+        label=label[pick],
+        event_ids=pick,
+        path=os.path.join(args.output, "event_display.png"),
+    )
+    print(f"hepdl evaluate: {path}")
+    return 0
+
+
+def run_curves(args: argparse.Namespace) -> int:
+    from hepdl.evaluate import plots
+    from hepdl.evaluate.results import read_metrics_csv
+
+    path = plots.plot_training_curves(read_metrics_csv(args.metrics), path=args.output)
+    print(f"hepdl evaluate: {path}")
     return 0

@@ -193,42 +193,49 @@ def score_figure(
 # ---------------------------------------------------------------- images
 
 
-def average_images_figure(
-    images: np.ndarray,
-    label: np.ndarray,
-    class_names: Sequence[str],
-    *,
-    extent: tuple[float, float, float, float] = (-1.0, 1.0, -1.0, 1.0),
-    channel: int = 0,
-    channel_name: str = r"$E_T$",
-) -> Figure:
-    """Average jet image per class, log colour scale.
+def class_image_sums(
+    images: np.ndarray, label: np.ndarray, n_classes: int, channel: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-class sums (K, H, W) and counts (K,) of one image channel.
 
-    ``images`` is (N, H, W) or (N, C, H, W) with rows along eta; ``extent`` is
-    (eta_min, eta_max, phi_min, phi_max) of the grid, in the image's (centred,
-    rotated) frame. Class k is the entries with ``label == k``.
+    Sums rather than means so that a caller can accumulate them chunk by chunk
+    over a dataset too large to hold; the mean is ``sums / counts``.
     """
     img = np.asarray(images, dtype=np.float64)
     if img.ndim == 4:
         img = img[:, channel]
     if img.ndim != 3:
-        raise InputError(
-            f"average_images_figure: images must be (N, H, W) or (N, C, H, W), got {images.shape}"
-        )
+        raise InputError(f"images must be (N, H, W) or (N, C, H, W), got shape {np.shape(images)}")
     y = np.asarray(label).reshape(-1)
     if len(y) != len(img):
-        raise InputError(f"average_images_figure: {len(img)} images but {len(y)} labels")
-    means = [
-        img[y == k].mean(axis=0) if np.any(y == k) else np.zeros(img.shape[1:])
-        for k in range(len(class_names))
-    ]
-    positive = np.concatenate([m[m > 0] for m in means] + [np.array([1e-6, 1.0])])
+        raise InputError(f"{len(img)} images but {len(y)} labels")
+    sums = np.zeros((n_classes, *img.shape[1:]))
+    # unlabelled (-1) or out-of-range entries are left out rather than wrapped around
+    ok = (y >= 0) & (y < n_classes)
+    np.add.at(sums, y[ok], img[ok])
+    return sums, np.bincount(y[ok], minlength=n_classes).astype(np.int64)
+
+
+def mean_images_figure(
+    sums: np.ndarray,
+    counts: np.ndarray,
+    class_names: Sequence[str],
+    *,
+    extent: tuple[float, float, float, float] = (-1.0, 1.0, -1.0, 1.0),
+    value_label: str = r"Average pixel $E_T$ [GeV]",
+) -> Figure:
+    """Average image per class from :func:`class_image_sums`, log colour scale, shared range."""
+    counts = np.asarray(counts)
+    means = [s / c if c > 0 else np.zeros_like(s) for s, c in zip(sums, counts, strict=True)]
+    positive = np.concatenate([m[m > 0] for m in means])
+    if positive.size == 0:
+        positive = np.array([1e-6, 1.0])  # all-empty images: any valid log range
     vmax = float(positive.max())
     vmin = max(float(positive.min()), vmax * 1e-5)
     with hep_style():
         fig = _new_figure((4.2 * len(class_names), 3.8))
         axes = fig.subplots(1, len(class_names), squeeze=False)[0]
-        for k, (ax, mean, name) in enumerate(zip(axes, means, class_names, strict=True)):
+        for ax, mean, name, n in zip(axes, means, class_names, counts, strict=True):
             # image rows run along eta, columns along phi; show phi horizontally as usual
             im = ax.imshow(
                 np.clip(mean, vmin, None),
@@ -238,11 +245,30 @@ def average_images_figure(
                 aspect="auto",
                 interpolation="nearest",
             )
-            ax.set_title(f"{name} (average, N = {int(np.sum(y == k))})")
+            ax.set_title(f"{name} (average, N = {int(n)})")
             ax.set_xlabel(r"$\Delta\phi$ (rotated)")
             ax.set_ylabel(r"$\Delta\eta$ (rotated)")
-        fig.colorbar(im, ax=list(axes), label=f"Average pixel {channel_name} [GeV]")
+        fig.colorbar(im, ax=list(axes), label=value_label)
     return fig
+
+
+def average_images_figure(
+    images: np.ndarray,
+    label: np.ndarray,
+    class_names: Sequence[str],
+    *,
+    extent: tuple[float, float, float, float] = (-1.0, 1.0, -1.0, 1.0),
+    channel: int = 0,
+    value_label: str = r"Average pixel $E_T$ [GeV]",
+) -> Figure:
+    """Average jet image per class, log colour scale.
+
+    ``images`` is (N, H, W) or (N, C, H, W) with rows along eta; ``extent`` is
+    (eta_min, eta_max, phi_min, phi_max) of the grid, in the image's (centred,
+    rotated) frame. Class k is the entries with ``label == k``.
+    """
+    sums, counts = class_image_sums(images, label, len(class_names), channel)
+    return mean_images_figure(sums, counts, class_names, extent=extent, value_label=value_label)
 
 
 def event_display_figure(
@@ -250,10 +276,12 @@ def event_display_figure(
     scores: np.ndarray,
     classes: Sequence[str],
     label: np.ndarray | None = None,
+    event_ids: Sequence[int] | None = None,
 ) -> Figure:
     """Neutrino events, one row each: the XZ and YZ views side by side, scores in the title.
 
-    ``pixel_maps`` is (n, 2, planes, cells); ``scores`` is (n, K) class probabilities.
+    ``pixel_maps`` is (n, 2, planes, cells); ``scores`` is (n, K) class probabilities;
+    ``event_ids`` (default 0..n-1) number the events in the titles.
     """
     maps = np.asarray(pixel_maps, dtype=np.float64)
     p = np.asarray(scores, dtype=np.float64)
@@ -271,7 +299,8 @@ def event_display_figure(
         for i, row in enumerate(rows):
             text = ", ".join(f"P({c}) = {v:.2f}" for c, v in zip(classes, p[i], strict=True))
             truth = f"true {classes[int(label[i])]}; " if label is not None else ""
-            row.suptitle(f"Event {i}: {truth}{text}", fontsize=9)
+            event = i if event_ids is None else int(event_ids[i])
+            row.suptitle(f"Event {event}: {truth}{text}", fontsize=9)
             for ax, v, view in zip(row.subplots(1, 2), (0, 1), ("XZ", "YZ"), strict=True):
                 # planes run along the beam (z), shown horizontally as in NOvA displays
                 ax.imshow(
@@ -372,6 +401,7 @@ def training_curves_figure(columns: Mapping[str, np.ndarray], *, x: str = "epoch
 plot_roc = _plotter(roc_figure)
 plot_scores = _plotter(score_figure)
 plot_average_images = _plotter(average_images_figure)
+plot_mean_images = _plotter(mean_images_figure)
 plot_event_display = _plotter(event_display_figure)
 plot_confusion = _plotter(confusion_figure)
 plot_training_curves = _plotter(training_curves_figure)
