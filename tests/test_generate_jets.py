@@ -149,3 +149,26 @@ def test_bad_arguments_are_config_errors(tmp_path):
     with pytest.raises(ConfigError, match="variant"):
         generate_jets(tmp_path / "x.root", n_signal=1, n_background=1, seed=1, variant="mc")
     assert not (tmp_path / "x.root").exists()
+
+
+def test_overlay_pileup_places_every_use_once():
+    from hepdl.generate.jet_detector import overlay_pileup
+
+    rng = np.random.default_rng(0)
+    n_pool, per_event = 3, np.array([2, 0, 5])
+    counts = np.array([4, 1, 3])
+    pool = {
+        k: rng.normal(size=counts.sum()) for k in ("px", "py", "pz", "e", "vx", "vy", "vz", "eta")
+    }
+    pool["id"] = np.arange(counts.sum())
+    pool["event"] = np.repeat(np.arange(n_pool), counts)
+    out = overlay_pileup(pool, n_pool, per_event, SIM, rng)
+    assert np.all(np.isin(out["event"], [0, 2]))
+    # Each particle keeps its pT, |pz| and |eta| (rotation and reflection only).
+    np.testing.assert_allclose(
+        np.hypot(out["px"], out["py"]), np.hypot(pool["px"], pool["py"])[out["id"]]
+    )
+    np.testing.assert_allclose(np.abs(out["eta"]), np.abs(pool["eta"][out["id"]]))
+    # Event 2 got 5 whole pool events: its particle count is a sum of 5 pool-event sizes.
+    n2 = int(np.sum(out["event"] == 2))
+    assert 5 * counts.min() <= n2 <= 5 * counts.max()

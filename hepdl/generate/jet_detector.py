@@ -175,3 +175,54 @@ def reconstructed_tracks(
         "z0": z0,
         "charge": charge[keep],
     }
+
+
+def overlay_pileup(
+    pool: dict[str, np.ndarray],
+    n_pool: int,
+    n_pileup: np.ndarray,
+    response: DetectorResponse,
+    rng: np.random.Generator,
+) -> dict[str, np.ndarray]:
+    """Overlay minimum-bias interactions drawn from a pool on each hard event.
+
+    ``pool`` holds flat particle arrays (``id, px, py, pz, e, vx, vy, vz, eta``)
+    of ``n_pool`` minimum-bias events, ``pool["event"]`` numbering them; hard
+    event ``i`` gets ``n_pileup[i]`` interactions. As experiments do with their
+    pile-up libraries, a pool event may be used more than once; each use gets its
+    own azimuthal rotation, a random z reflection (both symmetries of pp
+    collisions) and its own vertex ``z ~ N(0, pileup_z_sigma)``, so reuses do not
+    put the same particles at the same place in the detector.
+    Returns flat arrays with ``event`` the hard event each particle is overlaid on.
+    """
+    total = int(n_pileup.sum())
+    which = rng.integers(n_pool, size=total)
+    angle = rng.uniform(-np.pi, np.pi, size=total)
+    flip = np.where(rng.random(total) < 0.5, -1.0, 1.0)
+    z_vertex = rng.normal(0.0, response.pileup_z_sigma, size=total)
+
+    counts = np.bincount(pool["event"], minlength=n_pool)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    lengths = counts[which]
+    # Index of every particle of every use: each use's pool slice, laid end to end.
+    use = np.repeat(np.arange(total), lengths)
+    index = (
+        starts[which][use]
+        + np.arange(lengths.sum())
+        - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    )
+
+    cos, sin, sign = np.cos(angle)[use], np.sin(angle)[use], flip[use]
+    px, py, vx, vy = (pool[k][index] for k in ("px", "py", "vx", "vy"))
+    return {
+        "id": pool["id"][index],
+        "px": cos * px - sin * py,
+        "py": sin * px + cos * py,
+        "pz": sign * pool["pz"][index],
+        "e": pool["e"][index],
+        "vx": cos * vx - sin * vy,
+        "vy": sin * vx + cos * vy,
+        "vz": sign * pool["vz"][index] + z_vertex[use],
+        "eta": sign * pool["eta"][index],
+        "event": np.repeat(np.arange(len(n_pileup)), n_pileup)[use],
+    }

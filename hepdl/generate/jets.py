@@ -40,6 +40,7 @@ from hepdl.generate.jet_detector import (
     DetectorResponse,
     calorimeter_towers,
     delta_phi,
+    overlay_pileup,
     pseudorapidity,
     reconstructed_tracks,
 )
@@ -51,6 +52,8 @@ MATCH_DR = 0.6
 TRIM_R, TRIM_FCUT = 0.2, 0.05
 JETS_PER_EVENT = 2
 WRITE_CHUNK = 500
+# Uses of each generated minimum-bias event as pile-up (see overlay_pileup).
+PILEUP_REUSE = 4
 
 TUNES = {
     "sim": ["Tune:pp = 14"],  # Monash 2013
@@ -295,18 +298,20 @@ class JetSource:
         return np.array([self.charge_of[int(s)] for s in species])[inverse]
 
     def pileup_particles(self, n_events: int) -> dict[str, np.ndarray]:
-        """Minimum-bias particles overlaid on each event: Poisson(mu) interactions at z ~ N(0, sigma_z)."""
+        """Minimum-bias particles overlaid on each event: Poisson(mu) interactions per event.
+
+        A fresh pool of ``1 / PILEUP_REUSE`` as many minimum-bias events as overlays is
+        generated per batch (Pythia's minimum-bias generation dominates the cost).
+        """
         r = self.response
         n_pu = self.rng.poisson(r.pileup_mu, size=n_events)
         total = int(n_pu.sum())
-        z_vertex = self.rng.normal(0.0, r.pileup_z_sigma, size=total)
         if total == 0:
             return {}
-        pu = final_state(next_events(self.pileup, total), r.calo_eta_max)
-        # pu["event"] counts pile-up interactions; map each to the hard event it overlays.
-        pu["vz"] = pu["vz"] + z_vertex[pu["event"]]
-        pu["event"] = np.repeat(np.arange(n_events), n_pu)[pu["event"]]
-        return pu
+        n_pool = max(math.ceil(total / PILEUP_REUSE), 1)
+        minimum_bias = next_events(self.pileup, n_pool)
+        pool = final_state(minimum_bias, r.calo_eta_max)
+        return overlay_pileup(pool, len(minimum_bias), n_pu, r, self.rng)
 
     def jets(self, n_events: int) -> dict:
         """Generate ``n_events`` events and return their selected jets as per-jet arrays."""
@@ -610,6 +615,9 @@ def generate_jets(
             "jet_algorithm": "anti-kT on calorimeter towers (after pile-up and noise)",
             "jets_per_event": JETS_PER_EVENT,
             "signal_match_dr": MATCH_DR,
+            "trimming": {"r_sub": TRIM_R, "f_cut": TRIM_FCUT},
+            "pileup": "SoftQCD:nonDiffractive, Poisson(mu) per event, each minimum-bias event "
+            f"used up to ~{PILEUP_REUSE} times with random azimuth, z reflection and vertex z",
             "wprime_mass_gev": wprime_mass(pt_max + 0.05 * (pt_max - pt_min))
             if signal == "w"
             else None,
