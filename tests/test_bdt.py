@@ -83,7 +83,7 @@ def test_bad_inputs():
         train_bdt(x, y, x, y, feature_names=NAMES, settings=FAST)
 
 
-def _write_shard(directory, n, seed, task="jets"):
+def _write_shard(directory, n, seed, task="jets", labelled=True):
     x, y = _jets(n, seed)
     os.makedirs(directory)
     arrays = {
@@ -95,6 +95,8 @@ def _write_shard(directory, n, seed, task="jets"):
         "jet_pt": np.full(n, 300.0, np.float32),
         "jet_mass": x[:, 0],
     }
+    if not labelled:
+        del arrays["label"]
     for k, v in arrays.items():
         np.save(os.path.join(directory, f"{k}.npy"), v)
     meta = {
@@ -114,11 +116,14 @@ def test_cli_bdt_writes_model_and_scores(tmp_path):
     a = _write_shard(tmp_path / "s0", 800, 0)
     b = _write_shard(tmp_path / "s1", 700, 1)
     out = tmp_path / "out"
+    data = _write_shard(tmp_path / "d0", 500, 7, labelled=False)
     argv = [
         "bdt",
         "--shards",
         str(tmp_path / "s0"),
         str(tmp_path / "s1"),
+        "--data-shards",
+        str(tmp_path / "d0"),
         "--features",
         "mass",
         "tau21",
@@ -133,9 +138,13 @@ def test_cli_bdt_writes_model_and_scores(tmp_path):
     assert sorted(os.listdir(out)) == [
         "bdt.info.json",
         "bdt.json",
+        "data_scores.npz",
         "test_scores.npz",
         "val_scores.npz",
     ]
+    on_data = load_scores(out / "data_scores.npz")
+    assert len(on_data["score"]) == int(np.sum(data["split"] == 2))
+    assert np.all(on_data["label"] == -1)
     scores = load_scores(out / "test_scores.npz")
     test = np.r_[a["split"], b["split"]] == 2
     np.testing.assert_array_equal(scores["label"], np.r_[a["label"], b["label"]][test])

@@ -2,7 +2,8 @@
 
 Writes into OUTDIR: ``bdt.json`` (XGBoost JSON model), ``bdt.info.json`` (feature
 names, classes, settings, provenance), ``test_scores.npz`` and ``val_scores.npz``
-(same layout as the CNN trainer's, see :mod:`hepdl.evaluate.results`).
+(same layout as the CNN trainer's, see :mod:`hepdl.evaluate.results`), and with
+``--data-shards`` ``data_scores.npz`` (the data sample's test split, label -1 if unlabelled).
 """
 
 from __future__ import annotations
@@ -37,6 +38,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="feature names to use, e.g. mass tau21 (default: all)",
     )
+    p.add_argument(
+        "--data-shards",
+        nargs="+",
+        default=None,
+        help="shards of the data sample: their test split is scored into data_scores.npz",
+    )
     p.add_argument("--output", required=True, help="output directory")
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--threads", type=int, default=1, help="XGBoost threads")
@@ -56,7 +63,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def read_splits(
-    shards: Sequence[str], names: Sequence[str]
+    shards: Sequence[str], names: Sequence[str], splits: Sequence[str] = SPLITS
 ) -> tuple[dict[str, dict[str, np.ndarray]], dict]:
     """``{split: {name: array}}`` for the arrays ``names`` that every shard has, plus the meta.
 
@@ -67,7 +74,7 @@ def read_splits(
 
     out: dict[str, dict[str, np.ndarray]] = {}
     meta: dict = {}
-    for split in SPLITS:
+    for split in splits:
         ds = PreparedDataset(list(shards), split, arrays=())
         meta = ds.meta
         present = [n for n in names if all(n in m["arrays"] for m in ds.metas)]
@@ -125,6 +132,8 @@ def run(args: argparse.Namespace) -> int:
         }
         out |= {k: part[k] for k in PASSTHROUGH if k in part}
         save_scores(os.path.join(args.output, fname), out)
+    if args.data_shards:
+        _score_data(booster, args, names, used, save_scores)
     info = {
         "task": task,
         "array": args.array,
@@ -132,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "settings": settings_dict(settings),
         "shards": [os.path.abspath(s) for s in args.shards],
+        "data_shards": [os.path.abspath(s) for s in args.data_shards or []],
         "split": meta.get("split"),
         **{f"n_{s}": len(data[s]["label"]) for s in SPLITS},
     }
@@ -145,3 +155,32 @@ def run(args: argparse.Namespace) -> int:
 
 def _best_iteration(booster) -> int:
     return int(getattr(booster, "best_iteration", booster.num_boosted_rounds() - 1))
+
+
+def _score_data(
+    booster, args: argparse.Namespace, names: Sequence[str], used: list[str], save_scores
+) -> None:
+    """Score the test split of the data shards; unlabelled data gets label -1."""
+    from hepdl.bdt import predict_bdt, select_features
+
+    data, meta = read_splits(
+        args.data_shards, [args.array, "label", "weight", *PASSTHROUGH], ("test",)
+    )
+    part = data["test"]
+    if args.array not in part:
+        raise InputError(f"{args.data_shards[0]}: prepared dataset has no {args.array!r} array")
+    data_names = meta.get("feature_names", {}).get(args.array)
+    if data_names != list(names):
+        raise InputError(
+            f"{args.data_shards[0]}: feature names {data_names} differ from the training shards' {list(names)}"
+        )
+    x, _ = select_features(part[args.array], names, used)
+    n = len(x)
+    label = part.get("label")
+    out = {
+        "score": predict_bdt(booster, x, used),
+        "label": np.full(n, -1, np.int64) if label is None else np.asarray(label, np.int64),
+        "weight": np.asarray(part.get("weight", np.ones(n)), np.float32),
+    }
+    out |= {k: part[k] for k in PASSTHROUGH if k in part}
+    save_scores(os.path.join(args.output, "data_scores.npz"), out)
