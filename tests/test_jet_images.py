@@ -12,9 +12,9 @@ from hepdl.represent.jet_images import jet_images
 
 def make_jets(offsets, ets, jet_eta, jet_phi):
     """Jets from tower (deta, dphi) offsets and E_T; calo_e = E_T cosh(eta) (massless towers)."""
-    eta = [je + o[:, 0] for o, je in zip(offsets, jet_eta)]
-    phi = [(jp + o[:, 1] + np.pi) % (2 * np.pi) - np.pi for o, jp in zip(offsets, jet_phi)]
-    e = [et * np.cosh(x) for et, x in zip(ets, eta)]
+    eta = [je + o[:, 0] for o, je in zip(offsets, jet_eta, strict=True)]
+    phi = [(jp + o[:, 1] + np.pi) % (2 * np.pi) - np.pi for o, jp in zip(offsets, jet_phi, strict=True)]
+    e = [et * np.cosh(x) for et, x in zip(ets, eta, strict=True)]
     return ak.Array(eta), ak.Array(phi), ak.Array(e), np.asarray(jet_eta, float), np.asarray(jet_phi, float)
 
 

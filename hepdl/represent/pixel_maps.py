@@ -13,7 +13,7 @@ import awkward as ak
 import numpy as np
 
 from hepdl.errors import ConfigError, InputError
-from hepdl.represent.jagged import flat_content, owner_index, rank_within, segment_sum
+from hepdl.represent.jagged import flat_content, owner_index, rank_within
 
 NEUTRINO_FEATURES_PER_VIEW = ("n_hits", "length_planes", "energy", "hot_fraction", "cell_width")
 NEUTRINO_FEATURES = tuple(f"{name}_v{view}" for view in (0, 1) for name in NEUTRINO_FEATURES_PER_VIEW)

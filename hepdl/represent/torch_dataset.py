@@ -39,12 +39,12 @@ class PreparedDataset(torch.utils.data.Dataset):
         self.names = list(arrays)
         self.metas = [load_meta(d) for d in self.shard_dirs]
         self.meta: dict[str, Any] = self.metas[0]
-        for d, m in zip(self.shard_dirs[1:], self.metas[1:]):
+        for d, m in zip(self.shard_dirs[1:], self.metas[1:], strict=True):
             if m["spec"] != self.meta["spec"] or m["task"] != self.meta["task"]:
                 raise InputError(f"{d}: its representation spec differs from {self.shard_dirs[0]}'s")
         self._maps: list[dict[str, np.ndarray]] = []
         self._rows: list[np.ndarray] = []
-        for d, m in zip(self.shard_dirs, self.metas):
+        for d, m in zip(self.shard_dirs, self.metas, strict=True):
             self._maps.append({name: load_array(d, name, m) for name in self.names})
             if split is None:
                 rows = np.arange(m["n_entries"], dtype=np.int64)
@@ -95,7 +95,7 @@ class PreparedDataset(torch.utils.data.Dataset):
     def numpy(self, name: str) -> np.ndarray:
         """One array for the whole split, concatenated over shards, as an in-memory numpy array."""
         parts = []
-        for d, m, rows in zip(self.shard_dirs, self.metas, self._rows):
+        for d, m, rows in zip(self.shard_dirs, self.metas, self._rows, strict=True):
             a = self._maps[self.shard_dirs.index(d)].get(name)
             if a is None:
                 a = load_array(d, name, m)
