@@ -241,7 +241,7 @@ class ClassStats:
     def summary(self, sigma_pb: float) -> dict:
         n = max(self.jets, 1)
         cdf = np.cumsum(self.mass_hist)
-        median = float(np.searchsorted(cdf, cdf[-1] / 2) + 0.5) if cdf[-1] else float("nan")
+        median = float(np.searchsorted(cdf, cdf[-1] / 2) + 0.5) if cdf[-1] else None
         eff = self.jets / self.events if self.events else 0.0
         return {
             "jets": self.jets,
