@@ -313,8 +313,11 @@ class JetSource:
         pool = final_state(minimum_bias, r.calo_eta_max)
         return overlay_pileup(pool, len(minimum_bias), n_pu, r, self.rng)
 
-    def jets(self, n_events: int) -> dict:
-        """Generate ``n_events`` events and return their selected jets as per-jet arrays."""
+    def jets(self, n_events: int) -> dict | None:
+        """Generate ``n_events`` events and return their selected jets as per-jet arrays.
+
+        None when no event of the batch came near the window (signal pre-selection).
+        """
         t0 = time.perf_counter()
         r = self.response
         events = next_events(self.pythia, n_events)
@@ -333,6 +336,11 @@ class JetSource:
             number = np.flatnonzero(ak.to_numpy(ak.any(near, axis=1)))
             events = events[number]
         n_events = len(events)
+        if n_events == 0:
+            self.n_events += n_generated
+            self.stats.events += n_generated
+            self.stats.seconds += time.perf_counter() - t0
+            return None
         hard = final_state(events, r.calo_eta_max)
         pu = self.pileup_particles(n_events)
         particles = {k: np.concatenate([hard[k], pu[k]]) if pu else hard[k] for k in hard}
@@ -568,16 +576,18 @@ def generate_jets(
                     continue
                 n_events = int(np.clip(math.ceil(1.2 * remaining[i] / yield_guess[i]), 10, 100))
                 full = source.jets(n_events)
-                yield_guess[i] = max(
-                    (source.stats.jets + len(full["jet_pt"])) / source.n_events, 0.02
-                )
-                chunk = _take(full, remaining[i])
-                n = len(chunk["jet_pt"])
-                if source.n_events > 2000 + 200 * (source.stats.jets + n):
+                n_new = 0 if full is None else len(full["jet_pt"])
+                if source.n_events > 2000 + 200 * (source.stats.jets + n_new):
                     raise HepdlError(
                         f"generate_jets: {source.process} jets are not being accepted "
-                        f"({source.stats.jets + n} jets in {source.n_events} events); check the pT window"
+                        f"({source.stats.jets + n_new} jets in {source.n_events} events); "
+                        "check the pT window"
                     )
+                yield_guess[i] = max((source.stats.jets + n_new) / source.n_events, 0.02)
+                if full is None:
+                    continue
+                chunk = _take(full, remaining[i])
+                n = len(chunk["jet_pt"])
                 source.stats.add(chunk)
                 remaining[i] -= n
                 bar.update(n)
