@@ -323,3 +323,74 @@ def test_evaluate_images_display_curves(tmp_path, monkeypatch):
         == 0
     )
     assert (out / "curves.png").exists()
+
+
+def test_evaluate_domain(tmp_path):
+    rng = np.random.default_rng(3)
+    n = 900
+    split = np.full(n, 2, np.uint8)
+    spec = {"image": {}}
+    sim = rng.normal(size=(n, 2)).astype(np.float32)
+    shifted = (rng.normal(size=(n, 2)) + [1.0, 0.0]).astype(np.float32)
+    for name, x in (
+        ("sim", sim),
+        ("same", rng.normal(size=(n, 2)).astype(np.float32)),
+        ("shifted", shifted),
+    ):
+        _write_shard(
+            tmp_path / name,
+            {"expert": x, "label": np.zeros(n, np.int64), "split": split},
+            "jets",
+            spec,
+        )
+        meta = json.loads((tmp_path / name / "meta.json").read_text())
+        meta["feature_names"] = {"expert": ["mass", "tau21"]}
+        (tmp_path / name / "meta.json").write_text(json.dumps(meta))
+    out = tmp_path / "o"
+    for data, name in (("same", "alike"), ("shifted", "apart")):
+        assert (
+            main(
+                [
+                    "evaluate",
+                    "domain",
+                    "--sim-shards",
+                    str(tmp_path / "sim"),
+                    "--data-shards",
+                    str(tmp_path / data),
+                    "--seed",
+                    "1",
+                    "--name",
+                    name,
+                    "--output",
+                    str(out),
+                ]
+            )
+            == 0
+        )
+    alike = json.loads((out / "alike.json").read_text())
+    apart = json.loads((out / "apart.json").read_text())
+    assert abs(alike["expert_domain_auc"] - 0.5) < 0.06
+    assert apart["expert_domain_auc"] > 0.7 and apart["model"] == "apart" and apart["n_data"] == n
+    # the shift is in mass only: tau21 alone cannot see it
+    assert (
+        main(
+            [
+                "evaluate",
+                "domain",
+                "--sim-shards",
+                str(tmp_path / "sim"),
+                "--data-shards",
+                str(tmp_path / "shifted"),
+                "--features",
+                "tau21",
+                "--seed",
+                "1",
+                "--name",
+                "t",
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    assert abs(json.loads((out / "t.json").read_text())["expert_domain_auc"] - 0.5) < 0.06

@@ -6,6 +6,8 @@ n_test; with ``--data-scores`` also the sim-vs-data agreement), ``OUTDIR/roc.png
 ``multiclass`` writes ``OUTDIR/<name>.json`` (accuracy, per-class efficiency/purity,
 nu_e CC efficiency/purity) and ``OUTDIR/confusion_<name>.png``.
 Every metrics JSON carries "task" and "model", which ``hepdl summary`` collects.
+``domain`` writes ``OUTDIR/<name>.json`` with ``<array>_domain_auc``: the AUC of a
+classifier telling sim from data on that array's features (0.5 = indistinguishable).
 ``images`` (average jet images per class), ``display`` (neutrino event display) and
 ``curves`` (training curves from a metrics CSV) write plots only.
 """
@@ -74,6 +76,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     ev.add_argument("--output", required=True, help="output directory (writes event_display.png)")
     ev.set_defaults(func=run_display)
+
+    dm = kinds.add_parser(
+        "domain", help="AUC of a classifier telling sim from data on tabular features (0.5 = alike)"
+    )
+    dm.add_argument("--sim-shards", nargs="+", required=True, help="prepared shards of simulation")
+    dm.add_argument("--data-shards", nargs="+", required=True, help="prepared shards of data")
+    dm.add_argument("--array", default="expert", help="(N, F) feature array (default: expert)")
+    dm.add_argument("--features", nargs="+", default=None, help="feature names (default: all)")
+    dm.add_argument("--split", default="test", choices=("train", "validation", "test"))
+    dm.add_argument("--classifier", default="logistic", choices=("logistic", "gbdt"))
+    dm.add_argument("--seed", type=int, required=True)
+    dm.add_argument("--name", default="domain", help="model name in the results (default: domain)")
+    dm.add_argument("--task", default="jets")
+    dm.add_argument("--output", required=True, help="output directory (writes <name>.json)")
+    dm.set_defaults(func=run_domain)
 
     cu = kinds.add_parser("curves", help="training curves from a training metrics CSV")
     cu.add_argument("--metrics", required=True, help="metrics.csv written by hepdl train")
@@ -319,4 +336,39 @@ def run_curves(args: argparse.Namespace) -> int:
 
     path = plots.plot_training_curves(read_metrics_csv(args.metrics), path=args.output)
     print(f"hepdl evaluate: {path}")
+    return 0
+
+
+def run_domain(args: argparse.Namespace) -> int:
+    from hepdl.bdt import select_features
+    from hepdl.evaluate import metrics
+    from hepdl.evaluate.results import write_json
+    from hepdl.represent import PreparedDataset
+
+    if not _NAME.match(args.name):
+        raise ConfigError(
+            f"--name {args.name!r} must be letters, digits, _ . + - (it names a file)"
+        )
+    features = {}
+    for which, shards in (("sim", args.sim_shards), ("data", args.data_shards)):
+        ds = PreparedDataset(shards, args.split, arrays=())
+        names = ds.meta.get("feature_names", {}).get(args.array)
+        if names is None or not all(args.array in m["arrays"] for m in ds.metas):
+            raise InputError(f"{shards[0]}: no {args.array!r} array with feature names")
+        features[which], used = select_features(ds.numpy(args.array), names, args.features)
+    value = metrics.domain_classifier_auc(
+        features["sim"], features["data"], seed=args.seed, model=args.classifier
+    )
+    result = {
+        "task": args.task,
+        "model": args.name,
+        f"{args.array}_domain_auc": value,
+        "n_sim": len(features["sim"]),
+        "n_data": len(features["data"]),
+    }
+    os.makedirs(args.output, exist_ok=True)
+    path = write_json(os.path.join(args.output, f"{args.name}.json"), result)
+    print(
+        f"hepdl evaluate: sim-vs-data classifier AUC on {args.array} {used}: {value:.3f} -> {path}"
+    )
     return 0
