@@ -9,6 +9,7 @@ and pyplot's global state is never touched.
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import contextmanager
@@ -86,6 +87,13 @@ def _plotter(build: Callable[..., Figure]) -> Callable[..., str]:
     plot.__doc__ = (
         f"Build :func:`{build.__name__}` and write it as a PNG to ``path``; returns the path."
     )
+    # help() and IDEs show the figure builder's parameters plus the keyword-only path
+    sig = inspect.signature(build)
+    path_param = inspect.Parameter(
+        "path", inspect.Parameter.KEYWORD_ONLY, annotation="str | os.PathLike"
+    )
+    params = list(sig.parameters.values())
+    plot.__signature__ = sig.replace(parameters=[*params, path_param], return_annotation="str")
     return plot
 
 
