@@ -8,6 +8,7 @@ tests of this module; it takes ~30-60 s on 2 cores.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import signal
@@ -58,6 +59,10 @@ def _cluster_has_gpu() -> bool:
     return "gpu" in _slurm("sinfo", "--noheader", "--format=%G")
 
 
+def _partitions() -> list[str]:
+    return _slurm("sinfo", "--noheader", "--format=%R").split()
+
+
 def _copy_workflow(dest: Path) -> None:
     """The workflow as a user checks it out: Snakefile, workflow/, config/."""
     shutil.copy2(REPO / "Snakefile", dest / "Snakefile")
@@ -65,9 +70,9 @@ def _copy_workflow(dest: Path) -> None:
         shutil.copytree(REPO / folder, dest / folder)
 
 
-def _run_snakemake(cmd: list[str], cwd: Path, log: Path) -> int:
+def _run_snakemake(cmd: list[str], cwd: Path, log: Path, env: dict[str, str]) -> int:
     with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
         try:
             return proc.wait(timeout=RUN_TIMEOUT_S)
         except subprocess.TimeoutExpired:
@@ -104,12 +109,26 @@ def slurm_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
         # No training rule yet: ask for a GPU the way training rules do (gpu=1).
         # (Last on the line: --set-resources takes every word after it.)
         cmd += ["--set-resources", "generate_neutrino:gpu=1"]
+    # The profile takes the partition from HEPDL_SLURM_PARTITION; use a
+    # non-default one when the cluster has it (.ci/slurm has "gpu").
+    partition = "gpu" if "gpu" in _partitions() else None
+    env = dict(os.environ)
+    env.pop("HEPDL_SLURM_ACCOUNT", None)  # sacctmgr would have to know it
+    env.pop("HEPDL_SLURM_PARTITION", None)
+    if partition:
+        env["HEPDL_SLURM_PARTITION"] = partition
     log = workdir / "snakemake.log"
-    rc = _run_snakemake(cmd, workdir, log)
+    rc = _run_snakemake(cmd, workdir, log, env)
     text = log.read_text()
     assert rc == 0, f"snakemake on Slurm failed (exit {rc}); log:\n{text[-6000:]}"
     job_ids = re.findall(r"has been submitted with SLURM jobid (\d+)", text)
-    return {"workdir": workdir, "log": text, "job_ids": job_ids, "gpu": gpu}
+    return {
+        "workdir": workdir,
+        "log": text,
+        "job_ids": job_ids,
+        "gpu": gpu,
+        "partition": partition,
+    }
 
 
 def test_every_job_goes_through_sbatch(slurm_run: dict) -> None:
@@ -122,6 +141,14 @@ def test_every_job_goes_through_sbatch(slurm_run: dict) -> None:
         info = _slurm("scontrol", "show", "job", job_id)
         assert "JobState=COMPLETED" in info, info
         assert "generate_neutrino" in info, info  # the rule name is the job's comment
+
+
+def test_partition_from_environment(slurm_run: dict) -> None:
+    if slurm_run["partition"] is None:
+        pytest.skip("this Slurm has no partition 'gpu' (.ci/slurm/start.sh makes one)")
+    for job_id in slurm_run["job_ids"]:
+        info = _slurm("scontrol", "show", "job", job_id)
+        assert f"Partition={slurm_run['partition']} " in info, info
 
 
 def test_outputs_read_back(slurm_run: dict) -> None:
