@@ -75,7 +75,7 @@ def _distances(rap, phi, owner, axes):
 
 
 def _one_pass(rap, phi, pt, owner, axes, beta, max_iterations, precision):
-    """Lloyd/Weiszfeld iterations from the seed axes until every jet's axes move < precision."""
+    """Lloyd/Weiszfeld iterations from the seed axes until each jet's mean squared axis shift < precision."""
     axes = axes.copy()
     k = axes.shape[1]
     # Work on the jets still moving only, re-indexed compactly: convergence has a long
@@ -101,7 +101,8 @@ def _one_pass(rap, phi, pt, owner, axes, beta, max_iterations, precision):
         new[..., 1] = np.where(got, wrap_phi((sphi / safe).reshape(m, k)), cur[..., 1])
         move = np.nansum((new[..., 0] - cur[..., 0]) ** 2 + wrap_phi(new[..., 1] - cur[..., 1]) ** 2, axis=1)
         axes[jets] = new
-        moving = move >= precision**2
+        # Stopping rule as in contrib: mean squared axis shift below accuracy squared.
+        moving = move / k >= precision**2
         if not moving.any():
             break
         if not moving.all():

@@ -1,0 +1,117 @@
+"""Throughput of ``hepdl prepare jets`` against reading the same branches with bare uproot.
+
+    python benchmarks/bench_prepare.py [--input jets.root] [--n-jets 20000] [--workdir DIR]
+
+Without ``--input`` it generates a small Pythia sample with hepdl's generator (a
+minute) and tiles it to ``--n-jets`` entries in a ZLIB(1) file, as the generator
+writes. Prints jets/s of: reading (uproot.iterate, the baseline), building images +
+track sequences, N-subjettiness, and the whole preparation (read, all arrays,
+writing the shard), each as a ratio to the read rate. Not part of the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+import awkward as ak
+import numpy as np
+import uproot
+
+from hepdl.io import iterate_events, read_events
+from hepdl.io.write import TreeWriter
+from hepdl.represent import jet_images, prepare_file, track_sequences
+from hepdl.represent.nsubjettiness import nsubjettiness
+
+FIELDS = ["calo_eta", "calo_phi", "calo_e", "trk_pt", "trk_eta", "trk_phi", "trk_d0", "trk_z0",
+          "trk_charge", "jet_pt", "jet_eta", "jet_phi", "jet_mass", "label", "weight"]
+
+
+def make_input(workdir: str, n_jets: int) -> str:
+    from hepdl.generate import generate_jets
+
+    seed_file = os.path.join(workdir, "seed_jets.root")
+    if not os.path.exists(seed_file):
+        print("generating 400 Pythia jets for the benchmark input ...", file=sys.stderr)
+        generate_jets(seed_file, variant="sim", n_signal=200, n_background=200, seed=1)
+    path = os.path.join(workdir, f"bench_jets_{n_jets}.root")
+    if not os.path.exists(path):
+        seed = read_events(seed_file, "events", FIELDS)
+        with TreeWriter(path, "events") as out:  # ZLIB(1), like the generator
+            written = 0
+            while written < n_jets:
+                part = seed[: min(len(seed), n_jets - written)]
+                out.extend({f: part[f] for f in FIELDS})
+                written += len(part)
+    return path
+
+
+def timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--input", help="jet ROOT file (tree 'events', logical field names)")
+    ap.add_argument("--n-jets", type=int, default=20000)
+    ap.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "hepdl-bench-prepare"))
+    ap.add_argument("--step-size", default="50 MB")
+    args = ap.parse_args()
+    os.makedirs(args.workdir, exist_ok=True)
+    path = args.input or make_input(args.workdir, args.n_jets)
+    n = uproot.open(path)["events"].num_entries
+    branches = FIELDS
+
+    def read() -> None:
+        for _ in uproot.iterate(f"{path}:events", branches, step_size=args.step_size, library="ak"):
+            pass
+
+    read()  # warm the page cache: every pass below then reads from memory alike
+    t_read = min(timed(read) for _ in range(2))
+    chunks = list(iterate_events(path, "events", FIELDS, step_size=args.step_size))
+
+    def build() -> None:
+        for c in chunks:
+            jeta, jphi, jpt = (ak.to_numpy(c[f]) for f in ("jet_eta", "jet_phi", "jet_pt"))
+            jet_images(c["calo_eta"], c["calo_phi"], c["calo_e"], jeta, jphi,
+                       trk_pt=c["trk_pt"], trk_eta=c["trk_eta"], trk_phi=c["trk_phi"])
+            track_sequences({f: c[f] for f in FIELDS if f.startswith("trk_")}, jpt, jeta, jphi)
+
+    def taus(axes: str):
+        def run() -> None:
+            for c in chunks:
+                nsubjettiness(c["calo_eta"], c["calo_phi"], c["calo_e"], axes=axes)
+        return run
+
+    t_build = timed(build)
+    t_tau = timed(taus("onepass_kt"))
+    t_tau_kt = timed(taus("kt"))
+    out = os.path.join(args.workdir, "shard")
+    t_prep = timed(lambda: prepare_file("jets", path, out, seed=1, step_size=args.step_size))
+    t_prep_kt = timed(lambda: prepare_file("jets", path, out, seed=1, step_size=args.step_size,
+                                           spec={"expert": {"nsubjettiness": {"axes": "kt"}}}))
+    shutil.rmtree(out, ignore_errors=True)
+
+    rate = {"read (uproot.iterate)": n / t_read, "images + track sequences": n / t_build,
+            "N-subjettiness (onepass_kt)": n / t_tau, "N-subjettiness (kt axes)": n / t_tau_kt,
+            "whole prepare (onepass_kt)": n / t_prep, "whole prepare (kt axes)": n / t_prep_kt}
+    towers = float(np.mean(ak.to_numpy(ak.num(chunks[0]["calo_e"]))))
+    tracks = float(np.mean(ak.to_numpy(ak.num(chunks[0]["trk_pt"]))))
+    print(f"{path}: {n} jets, {towers:.0f} towers and {tracks:.0f} tracks per jet, step {args.step_size}")
+    print(f"{'stage':32s} {'jets/s':>10s} {'x read':>8s}")
+    for k, v in rate.items():
+        print(f"{k:32s} {v:10.0f} {v / rate['read (uproot.iterate)']:8.2f}")
+    print(json.dumps({"n_jets": n, "jets_per_s": rate,
+                      "ratio_to_read": {k: v / rate["read (uproot.iterate)"] for k, v in rate.items()}}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
