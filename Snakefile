@@ -20,9 +20,12 @@ shell.prefix(f'export PATH="{os.path.dirname(sys.executable)}:$PATH"; ')
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/generate.smk"
+include: "workflow/rules/prepare.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
 
 
 rule all:
     input:
-        final_outputs(),
+        f"{RESULTS}/summary.json",
     default_target: True

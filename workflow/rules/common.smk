@@ -1,34 +1,48 @@
-# Paths and per-task input lists shared by every rule family.
+# Paths, per-task input lists and helpers shared by every rule family.
+import glob
 import json
 
 RESULTS = config["results"]
 TASKS = config["tasks"]
 SEED = config["seed"]
+NEUTRINO_CLASSES = ["numu_cc", "nue_cc", "nc"] + (["nutau_cc"] if config["neutrino"]["generate"]["nutau"] else [])
 
 
 def user_files(task, domain):
-    """The user's own files for a task (sim or data), or [] when the sample is generated."""
-    return config[task][domain]
+    """The user's own files for a task (sim or data), globs expanded in order; [] when generated."""
+    files = []
+    for pattern in config[task][domain]:
+        matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+        if not matches:
+            raise WorkflowError(f"config key {task}.{domain}: no file matches {pattern!r}")
+        files += matches
+    return files
 
 
 def sample_files(task, domain):
     """The ROOT files a task reads for one domain: the user's, or the generated chunks."""
-    if user_files(task, domain):
+    if config[task][domain]:
         return user_files(task, domain)
     gen = config[task]["generate"]
     n = gen["chunks"] if domain == "sim" else gen["data_chunks"]
     return [f"{RESULTS}/samples/{task}_{domain}_{i}.root" for i in range(n)]
 
 
+def shards(task, domain):
+    """One prepared shard directory per input file."""
+    return [f"{RESULTS}/prepared/{task}_{domain}_{i}" for i in range(len(sample_files(task, domain)))]
+
+
+def field_mapping(task):
+    """The config's mapping, as the JSON that `hepdl prepare --fields` takes (identity by default)."""
+    return json.dumps(config[task]["fields"])
+
+
+def as_json(value):
+    return json.dumps(value, sort_keys=True)
+
+
 def chunk_seed(task, domain, chunk):
     """Each generation job gets its own seed, derived from the config's."""
     offset = {"jets": 0, "neutrino": 500}[task] + {"sim": 0, "data": 1000}[domain]
     return SEED * 10_000 + offset + int(chunk)
-
-
-def final_outputs():
-    out = []
-    for task in TASKS:
-        for domain in ("sim", "data"):
-            out += sample_files(task, domain)
-    return out

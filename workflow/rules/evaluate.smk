@@ -1,0 +1,85 @@
+# Evaluation: metrics JSONs and plots per task, gathered into results/summary.json.
+
+JET_MODELS = ["cnn", "expert_bdt", "mass_bdt", "expert_mlp"]
+NEUTRINO_MODELS = ["cvn", "baseline_bdt"]
+
+
+def jet_scores(model):
+    return f"{RESULTS}/jets/{model}/test_scores.npz"
+
+
+def nu_scores(model, split="test"):
+    return f"{RESULTS}/neutrino/{model}/{split}_scores.npz"
+
+
+rule evaluate_jets:
+    input:
+        scores=[jet_scores(m) for m in JET_MODELS],
+        shards=shards("jets", "sim"),
+    output:
+        metrics=[f"{RESULTS}/jets/evaluation/{m}.json" for m in JET_MODELS],
+        roc=report(f"{RESULTS}/jets/evaluation/roc.png", category="Jets", subcategory="ROC"),
+        images=report(f"{RESULTS}/jets/evaluation/average_images_calo_et.png", category="Jets", subcategory="Images"),
+    params:
+        outdir=f"{RESULTS}/jets/evaluation",
+        names=" ".join(JET_MODELS),
+    log:
+        f"{RESULTS}/logs/evaluate_jets.log",
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=30,
+    shell:
+        "(hepdl evaluate binary --task jets --scores {input.scores} --names {params.names} --output {params.outdir}"
+        " && hepdl evaluate images --shards {input.shards} --split test --classes QCD W --channel calo_et"
+        " --output {params.outdir}) > {log} 2>&1"
+
+
+rule evaluate_nu:
+    input:
+        scores=[nu_scores(m) for m in NEUTRINO_MODELS],
+        val_scores=[nu_scores(m, "val") for m in NEUTRINO_MODELS],
+        shards=shards("neutrino", "sim"),
+    output:
+        metrics=[f"{RESULTS}/neutrino/evaluation/{m}.json" for m in NEUTRINO_MODELS],
+        confusion=report(f"{RESULTS}/neutrino/evaluation/confusion_cvn.png", category="Neutrino", subcategory="Confusion"),
+        display=report(f"{RESULTS}/neutrino/evaluation/event_display.png", category="Neutrino", subcategory="Events"),
+    params:
+        outdir=f"{RESULTS}/neutrino/evaluation",
+        names=" ".join(NEUTRINO_MODELS),
+        classes=" ".join(NEUTRINO_CLASSES),
+    log:
+        f"{RESULTS}/logs/evaluate_nu.log",
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=30,
+    shell:
+        "(hepdl evaluate multiclass --task neutrino --scores {input.scores} --val-scores {input.val_scores}"
+        " --names {params.names} --classes {params.classes} --output {params.outdir}"
+        " && hepdl evaluate display --shards {input.shards} --scores {input[0]} --classes {params.classes}"
+        " --n-events 8 --output {params.outdir}) > {log} 2>&1"
+
+
+def metric_files():
+    files = []
+    if "jets" in TASKS:
+        files += [f"{RESULTS}/jets/evaluation/{m}.json" for m in JET_MODELS]
+    if "neutrino" in TASKS:
+        files += [f"{RESULTS}/neutrino/evaluation/{m}.json" for m in NEUTRINO_MODELS]
+    return files
+
+
+rule summary:
+    input:
+        metric_files(),
+    output:
+        report(f"{RESULTS}/summary.json", category="Summary"),
+    log:
+        f"{RESULTS}/logs/summary.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    shell:
+        "hepdl summary {input} -o {output} > {log} 2>&1"
