@@ -10,11 +10,13 @@ from hepdl.models.init import initialise_weights
 from hepdl.models.jet_cnn import JetCNN
 from hepdl.models.model_file import load_model_file, save_model
 from hepdl.models.registry import MODEL_REGISTRY, build_model, register_model
+from hepdl.models.two_view_cvn import TwoViewCVN
 
 __all__ = [
     "MODEL_REGISTRY",
     "ExpertMLP",
     "JetCNN",
+    "TwoViewCVN",
     "build_model",
     "initialise_weights",
     "load_model_file",
