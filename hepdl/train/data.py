@@ -149,7 +149,9 @@ def make_loader(
     extra: Mapping[str, torch.Tensor] | None = None,
 ) -> DataLoader:
     """A DataLoader whose every item is one whole batch dict."""
+    # the loader's own generator: it draws a worker base seed at every iter(), which must
+    # not consume torch's global RNG (dropout), or a mid-epoch resume would diverge
     return DataLoader(
         BatchFetcher(dataset, extra), sampler=sampler, batch_size=None, num_workers=num_workers,
-        pin_memory=pin_memory, persistent_workers=False,
+        pin_memory=pin_memory, persistent_workers=False, generator=torch.Generator().manual_seed(sampler.seed),
     )
