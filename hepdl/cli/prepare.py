@@ -68,7 +68,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     jets.add_argument("--normalise", choices=("sum", "none"))
     jets.add_argument("--track-length", type=int, help="tracks kept per jet (default 30)")
     jets.add_argument("--track-sort", choices=("pt", "abs_d0"))
-    jets.add_argument("--nsub-axes", choices=("onepass_kt", "kt"))
+    jets.add_argument("--nsub-axes", choices=("onepass_kt", "kt", "cone"), help="N-subjettiness axes (default onepass_kt)")
     jets.set_defaults(func=run)
     nu = kinds.add_parser("neutrino", help="two-view pixel maps and event variables")
     _common(nu)

@@ -39,6 +39,7 @@ def expert_jet_variables(
     beta: float = 1.0,
     r0: float = 1.0,
     axes: str = "onepass_kt",
+    cone_radius: float = 0.3,
 ) -> np.ndarray:
     """``(N, len(EXPERT_FEATURES))`` float32 in the order of :data:`EXPERT_FEATURES`.
 
@@ -49,7 +50,7 @@ def expert_jet_variables(
     phi, _ = flat_content(calo_phi, "calo_phi")
     e, _ = flat_content(calo_e, "calo_e")
     eta, phi, e = (a.astype(np.float64) for a in (eta, phi, e))
-    taus = nsubjettiness_flat(eta, phi, e, counts, n_max=3, beta=beta, r0=r0, axes=axes)
+    taus = nsubjettiness_flat(eta, phi, e, counts, n_max=3, beta=beta, r0=r0, axes=axes, cone_radius=cone_radius)
     out = np.empty((len(counts), len(EXPERT_FEATURES)), dtype=np.float32)
     out[:, 0] = tower_mass(eta, phi, e, counts)
     out[:, 1:4] = taus

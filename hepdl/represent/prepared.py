@@ -75,6 +75,7 @@ def prepare_file(
     step_size: int | str = DEFAULT_STEP_SIZE,
     domain: str | None = None,
     progress: bool = False,
+    block_size: int = 2048,
 ) -> dict[str, Any]:
     """Write the prepared shard of one ROOT file to the directory ``output``; return its meta.
 
@@ -111,18 +112,25 @@ def prepare_file(
         for chunk, where_from in iterate_events(path, tree, mapping, step_size=step_size, with_source=True):
             if len(chunk) != where_from.entry_stop - where_from.entry_start:
                 raise InputError(f"{where}: entries were dropped while reading; prepare needs every entry")
-            rep = representation(chunk, spec)
-            entries = np.arange(where_from.entry_start, where_from.entry_stop, dtype=np.int64)
-            rep["split"] = assign_split(source, entries, seed, fractions)
-            if not arrays:
+            # Blocks of a few thousand entries keep the flat per-constituent arrays in cache;
+            # a 50 MB chunk in one go runs ~2x slower. (A loop over blocks, not entries.)
+            for lo in range(0, len(chunk), block_size):
+                block = chunk[lo:lo + block_size]
+                first = where_from.entry_start + lo
+                rep = representation(block, spec)
+                entries = np.arange(first, first + len(block), dtype=np.int64)
+                rep["split"] = assign_split(source, entries, seed, fractions)
+                if not arrays:
+                    for name, a in rep.items():
+                        arrays[name] = np.lib.format.open_memmap(
+                            os.path.join(tmp, f"{name}.npy"), mode="w+", dtype=a.dtype, shape=(n_entries,) + a.shape[1:]
+                        )
                 for name, a in rep.items():
-                    arrays[name] = np.lib.format.open_memmap(
-                        os.path.join(tmp, f"{name}.npy"), mode="w+", dtype=a.dtype, shape=(n_entries,) + a.shape[1:]
-                    )
-            for name, a in rep.items():
-                if a.dtype.kind == "f" and not np.isfinite(a).all():
-                    raise InputError(f"{where}: non-finite values in the {name!r} representation (entries {entries[0]}..{entries[-1]})")
-                arrays[name][where_from.entry_start:where_from.entry_stop] = a
+                    if a.dtype.kind == "f" and not np.isfinite(a).all():
+                        raise InputError(
+                            f"{where}: non-finite values in the {name!r} representation (entries {entries[0]}..{entries[-1]})"
+                        )
+                    arrays[name][first:first + len(block)] = a
             filled += len(chunk)
             if bar is not None:
                 bar.update(len(chunk))

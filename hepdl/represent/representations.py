@@ -47,7 +47,7 @@ def default_jet_spec() -> dict[str, Any]:
         "tracks": {"length": 30, "sort_by": "pt", "features": list(TRACK_FEATURES)},
         "expert": {
             "features": list(EXPERT_FEATURES),
-            "nsubjettiness": {"beta": 1.0, "r0": 1.0, "axes": "onepass_kt"},
+            "nsubjettiness": {"beta": 1.0, "r0": 1.0, "axes": "onepass_kt", "cone_radius": 0.3},
         },
     }
 
@@ -130,7 +130,7 @@ def jet_representation(chunk: ak.Array, spec: Mapping[str, Any]) -> dict[str, np
     expert = expert_jet_variables(
         chunk["calo_eta"], chunk["calo_phi"], chunk["calo_e"], jet_pt,
         ak.to_numpy(ak.num(chunk["trk_pt"], axis=1)),
-        beta=nsub["beta"], r0=nsub["r0"], axes=nsub["axes"],
+        beta=nsub["beta"], r0=nsub["r0"], axes=nsub["axes"], cone_radius=nsub["cone_radius"],
     )
     return {
         "jet_images": images,
