@@ -8,6 +8,8 @@ by the architecture config, then the weights are loaded strictly.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import pickle
 import zipfile
@@ -44,6 +46,23 @@ def _plain(value: Any, where: str) -> Any:
     if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:  # numpy/torch scalar
         return value.item()
     raise TypeError(f"{where}: {type(value).__name__} is not a plain Python value (str, number, list, dict)")
+
+
+def content_digest(content: Mapping[str, Any]) -> str:
+    """SHA-256 of a model file's content (plain entries as canonical JSON, then every tensor's bytes).
+
+    Stored in the file as ``sha256`` and checked on loading: torch's zip container
+    carries no checksum of its own, so a changed byte in the weights would otherwise
+    load silently as a different model.
+    """
+    h = hashlib.sha256()
+    plain = {k: v for k, v in content.items() if k not in ("state_dict", "sha256")}
+    h.update(json.dumps(plain, sort_keys=True, separators=(",", ":")).encode())
+    for name in sorted(content["state_dict"]):
+        t = content["state_dict"][name].detach().cpu().contiguous().reshape(-1)
+        h.update(f"{name}|{t.dtype}|{list(content['state_dict'][name].shape)}|".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
@@ -95,6 +114,7 @@ def save_model(
         "provenance": _plain(dict(provenance), "provenance"),
         "metrics": _plain(dict(metrics or {}), "metrics"),
     }
+    content["sha256"] = content_digest(content)
     atomic_torch_save(content, path)
 
 
@@ -113,6 +133,15 @@ def read_model_content(path: str | os.PathLike) -> dict[str, Any]:
     missing = [k for k in _REQUIRED if k not in content]
     if missing:
         raise HepdlError(f"{path}: model file lacks {missing}")
+    # files written before the checksum existed have none; every newer one must match it
+    if "sha256" in content:
+        try:
+            digest = content_digest(content)
+        except (TypeError, ValueError, AttributeError) as err:
+            raise HepdlError(f"{path}: model file content is malformed ({err})") from err
+        if digest != content["sha256"]:
+            raise HepdlError(f"{path}: model file checksum mismatch: its content was changed after it was "
+                             "written (corrupted or tampered); refusing to load it")
     return content
 
 
@@ -128,5 +157,5 @@ def load_model_file(path: str | os.PathLike, device: str | torch.device = "cpu")
         model.load_state_dict(content["state_dict"], strict=True)
     except (HepdlError, RuntimeError, TypeError, KeyError) as err:
         raise HepdlError(f"{os.fspath(path)}: weights do not fit the architecture it names: {err}") from err
-    info = {k: v for k, v in content.items() if k != "state_dict"}
+    info = {k: v for k, v in content.items() if k not in ("state_dict", "sha256")}
     return model.to(device).eval(), info
