@@ -180,6 +180,17 @@ def build_augment(settings: TrainSettings, input_key: str, meta: Mapping[str, An
     raise ConfigError(f"augment: no augmentation defined for input {input_key!r} (only jet_images, pixel_maps)")
 
 
+def set_tbptt_window(model: nn.Module, window: int | None) -> None:
+    """Truncated BPTT: every recurrent part of ``model`` (a submodule with a ``tbptt_window``
+    attribute) runs its sequences in windows of ``window`` steps in training mode, with no
+    gradient through the hidden state passed from one window to the next."""
+    recurrent = [m for m in model.modules() if hasattr(m, "tbptt_window")]
+    if not recurrent:
+        raise ConfigError(f"tbptt_window: model {type(model).__name__} has no recurrent part to truncate")
+    for m in recurrent:
+        m.tbptt_window = window
+
+
 def to_device(batch: Mapping[str, torch.Tensor], device: torch.device, channels_last: bool) -> dict[str, torch.Tensor]:
     out = {}
     for k, v in batch.items():
@@ -302,9 +313,13 @@ def train(
     train_weights = sample_weights(train_set, settings, n_classes, reweighter, cw)
     val_weights = sample_weights(val_set, settings, n_classes, reweighter, cw)
 
-    # --- model-side constants from the training split (e.g. the MLP's standardisation)
+    # --- model-side constants from the training split (e.g. the MLP's standardisation);
+    # a model that needs several arrays for them names them in ``standardisation_keys``
     if hasattr(module, "fit_standardisation") and not resume:
-        module.fit_standardisation(whole_array(train_set, module.input_key))
+        keys = getattr(module, "standardisation_keys", (module.input_key,))
+        module.fit_standardisation(*(whole_array(train_set, k) for k in keys))
+    if settings.tbptt_window is not None:
+        set_tbptt_window(module, settings.tbptt_window)
 
     module.to(device)
     if channels_last:
@@ -414,7 +429,9 @@ def train(
                 break
             partial["loss_sum"] += float(loss_sum)
             train_seconds = partial["seconds"] + time.perf_counter() - t_epoch
-            train_loss = partial["loss_sum"] / max(partial["batches"], 1)
+            # the epoch's mean training loss over all ranks' batches
+            per_rank = distributed.gather_objects((partial["loss_sum"], partial["batches"]))
+            train_loss = sum(r[0] for r in per_rank) / max(sum(r[1] for r in per_rank), 1)
             if not math.isfinite(train_loss):
                 raise HepdlError(f"training diverged: loss is {train_loss} in epoch {epoch + 1} "
                                  f"(lower learning_rate or set grad_clip)")
