@@ -64,6 +64,11 @@ def shard_dirs(paths: list[str]) -> list[str]:
     return out
 
 
+def model_input_keys(model: Any) -> list[str]:
+    """The prepared arrays a model (class or instance) reads: ``input_keys``, else ``[input_key]``."""
+    return list(getattr(model, "input_keys", None) or (model.input_key,))
+
+
 def complete_model_config(config: dict[str, Any], meta: dict[str, Any], n_classes: int, where: str) -> dict[str, Any]:
     """Fill the model's input shape and output count from the data; a contradicting setting is an error."""
     from hepdl.errors import ConfigError
@@ -73,11 +78,14 @@ def complete_model_config(config: dict[str, Any], meta: dict[str, Any], n_classe
     cls = MODEL_REGISTRY.get(config["name"])
     if cls is None:
         raise ConfigError(f"model.name: unknown model {config['name']!r} (known: {sorted(MODEL_REGISTRY)})")
-    shape = meta["arrays"].get(cls.input_key, {}).get("shape")
-    if shape is None:
-        raise ConfigError(f"model {config['name']!r} reads {cls.input_key!r}, which {where} does not hold")
+    for key in model_input_keys(cls):
+        if key not in meta["arrays"]:
+            raise ConfigError(f"model {config['name']!r} reads {key!r}, which {where} does not hold")
+    shape = meta["arrays"][cls.input_key]["shape"]
     derived = {"n_outputs": 1 if n_classes == 2 else n_classes}
-    if cls.input_key in ("jet_images", "pixel_maps"):
+    if hasattr(cls, "config_from_data"):  # a model with several inputs says what it takes from them
+        derived.update(cls.config_from_data(meta))
+    elif cls.input_key in ("jet_images", "pixel_maps"):
         derived["in_channels"] = int(shape[1])
     elif len(shape) == 2:
         derived["n_features"] = int(shape[1])
@@ -119,8 +127,8 @@ def run(args: argparse.Namespace) -> int:
                                          meta, len(classes), shards[0])
     settings.model = model_config
     model = build_model(model_config)
-    input_key = model.input_key
-    wanted = [input_key, *TRAIN_ARRAYS]
+    input_keys = model_input_keys(model)
+    wanted = [*input_keys, *TRAIN_ARRAYS]
     if settings.reweight != "none":
         wanted += ["jet_pt", "jet_eta"]
     have = set(meta["arrays"])
@@ -139,13 +147,13 @@ def run(args: argparse.Namespace) -> int:
     if world()[0] != 0 or int(os.environ.get("RANK", 0)) != 0:
         return 0  # under torchrun only rank 0 scores and writes
 
-    score_arrays = [input_key, *TRAIN_ARRAYS, *PASSTHROUGH]
+    score_arrays = [*input_keys, *TRAIN_ARRAYS, *PASSTHROUGH]
     score_arrays = [a for a in dict.fromkeys(score_arrays) if a in have]
     scores: dict[str, dict[str, np.ndarray]] = {}
     for split, fname in (("validation", "val_scores.npz"), ("test", "test_scores.npz")):
         data = PreparedDataset(shards, split, score_arrays)
         out = predict(result.model, data, objective=result.objective, device=result.device,
-                      batch_size=settings.eval_batch_size, keys=[a for a in score_arrays if a != input_key])
+                      batch_size=settings.eval_batch_size, keys=[a for a in score_arrays if a not in input_keys])
         if "weight" not in out:
             out["weight"] = np.ones(len(out["score"]), np.float32)
         scores[split] = out
@@ -164,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
     save_model(os.path.join(args.output, "model.pt"), result.model, architecture=model_config,
                representation={"spec": meta.get("spec", {}), "fields": meta.get("fields", {}),
                                "feature_names": meta.get("feature_names", {})},
-               inputs=[input_key], task=task, classes=classes, provenance=provenance, metrics=metrics)
+               inputs=input_keys, task=task, classes=classes, provenance=provenance, metrics=metrics)
     info = {
         "settings": settings.to_dict(), "seed": settings.seed, "device": result.device, "precision": result.precision,
         "world_size": result.info.get("world_size", 1), "epochs_run": result.epochs_run, "best_epoch": result.best_epoch,

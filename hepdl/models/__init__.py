@@ -5,15 +5,18 @@ as separate submodules, so autoencoder pre-training and domain adaptation can re
 the body. ``model.config`` is the complete config (defaults filled in) that rebuilds it.
 """
 
+from hepdl.models.combined_tagger import CombinedTagger
 from hepdl.models.expert_mlp import ExpertMLP
 from hepdl.models.init import initialise_weights
 from hepdl.models.jet_cnn import JetCNN
 from hepdl.models.model_file import load_model_file, save_model
 from hepdl.models.registry import MODEL_REGISTRY, build_model, register_model
+from hepdl.models.track_rnn import TrackEncoder, TrackRNN
 from hepdl.models.two_view_cvn import TwoViewCVN
 
 __all__ = [
     "MODEL_REGISTRY",
+    "CombinedTagger",
     "ExpertMLP",
     "JetCNN",
     "TwoViewCVN",
@@ -22,4 +25,6 @@ __all__ = [
     "load_model_file",
     "register_model",
     "save_model",
+    "TrackEncoder",
+    "TrackRNN",
 ]

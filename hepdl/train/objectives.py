@@ -16,7 +16,7 @@ finetune) is a new class here, never a copy of the loop. The protocol:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -66,23 +66,27 @@ class Classify:
     """Binary (one logit, BCE-with-logits) or multi-class (K logits, cross entropy) classification.
 
     Args:
-        input_key: the dataset array the model reads, e.g. ``"jet_images"`` or ``"expert"``.
+        input_key: the dataset array the model reads, e.g. ``"jet_images"`` or ``"expert"``, or
+            several, passed to the model positionally in that order (a model with more than one
+            input declares them as ``input_keys``, e.g. ``("tracks", "track_mask")``).
         n_classes: 2 for binary (the model gives one logit), K > 2 for K classes.
     """
 
     name = "classify"
     metric_keys = ("label", "weight")
 
-    def __init__(self, input_key: str, n_classes: int = 2) -> None:
+    def __init__(self, input_key: str | Sequence[str], n_classes: int = 2) -> None:
         if n_classes < 2:
             raise ValueError(f"classification needs at least 2 classes, not {n_classes}")
-        self.input_key = input_key
+        #: the arrays passed to the model, positionally in this order
+        self.model_inputs = (input_key,) if isinstance(input_key, str) else tuple(input_key)
+        self.input_key = self.model_inputs[0]  # the one that augmentation acts on
         self.n_classes = int(n_classes)
-        self.input_keys = (input_key, "label")
+        self.input_keys = (*self.model_inputs, "label")
         self.monitor = "auc" if n_classes == 2 else "accuracy"
 
     def _logits(self, model: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        return model(batch[self.input_key])
+        return model(*(batch[k] for k in self.model_inputs))
 
     def loss(self, model: nn.Module, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         logits = self._logits(model, batch).float()  # loss in fp32 even under autocast
@@ -112,9 +116,10 @@ class Classify:
 
 
 def make_objective(name: str, model: nn.Module, **options: Any) -> Objective:
-    """The objective ``name`` for ``model`` (its ``input_key`` and ``n_outputs`` decide the rest)."""
+    """The objective ``name`` for ``model`` (its ``input_keys``, else ``input_key``, and ``n_outputs`` decide the rest)."""
     module = getattr(model, "module", model)
     if name == "classify":
         n_outputs = int(getattr(module, "n_outputs", 1))
-        return Classify(options.get("input_key", module.input_key), n_classes=2 if n_outputs == 1 else n_outputs)
+        inputs = options.get("input_key", getattr(module, "input_keys", None) or module.input_key)
+        return Classify(inputs, n_classes=2 if n_outputs == 1 else n_outputs)
     raise ValueError(f"unknown objective {name!r}")

@@ -52,6 +52,7 @@ class TrainSettings:
     weight_decay: float = 0.0  # L2 (decoupled for adamw); biases and norm layers excluded
     l1: float = 0.0  # L1 penalty coefficient on conv/linear weights, added to the loss
     grad_clip: float | None = None  # max global gradient norm
+    tbptt_window: int | None = None  # recurrent models: truncate back-propagation through time to windows of this many steps
     schedule: str = "cosine"  # per-epoch LR schedule
     step_size: int = 5  # step schedule: epochs between LR drops
     gamma: float = 0.5  # step/plateau LR factor
@@ -94,6 +95,8 @@ class TrainSettings:
             bad = [a for a in self.augment_reflect if a not in ("rows", "columns")]
             if bad:
                 raise ConfigError(f"augment_reflect: {bad[0]!r} is not 'rows' or 'columns'")
+        if self.tbptt_window is not None and (not isinstance(self.tbptt_window, int) or self.tbptt_window < 1):
+            raise ConfigError(f"tbptt_window: must be null or a positive integer, not {self.tbptt_window!r}")
         if self.num_workers != "auto" and (not isinstance(self.num_workers, int) or self.num_workers < 0):
             raise ConfigError(f"num_workers: must be 'auto' or an integer >= 0, not {self.num_workers!r}")
         self.model = dict(self.model)
