@@ -31,9 +31,13 @@ INPUT_TRANSFORMS = ("log1p", "none")
 GLOBAL_POOLS = ("avg", "max", "avg_max")
 
 
-def conv_bn_relu(cin: int, cout: int, kernel_size: int, stride: int = 1, norm: bool = True) -> nn.Sequential:
+def conv_bn_relu(
+    cin: int, cout: int, kernel_size: int, stride: int = 1, norm: bool = True
+) -> nn.Sequential:
     """Convolution ("same" padding for stride 1), batch norm and ReLU."""
-    layers: list[nn.Module] = [nn.Conv2d(cin, cout, kernel_size, stride=stride, padding=kernel_size // 2, bias=not norm)]
+    layers: list[nn.Module] = [
+        nn.Conv2d(cin, cout, kernel_size, stride=stride, padding=kernel_size // 2, bias=not norm)
+    ]
     if norm:
         layers.append(nn.BatchNorm2d(cout))
     layers.append(nn.ReLU())
@@ -51,22 +55,31 @@ class InceptionBlock(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, norm: bool = True) -> None:
         super().__init__()
         if out_channels < 4:
-            raise ValueError(f"an inception block needs at least 4 output channels, not {out_channels}")
+            raise ValueError(
+                f"an inception block needs at least 4 output channels, not {out_channels}"
+            )
         width = out_channels // 4
         widths = [out_channels - 3 * width, width, width, width]
         reduce = max(width // 2, 1)
         self.branch_1x1 = conv_bn_relu(in_channels, widths[0], 1, norm=norm)
-        self.branch_3x3 = nn.Sequential(conv_bn_relu(in_channels, reduce, 1, norm=norm),
-                                        conv_bn_relu(reduce, widths[1], 3, norm=norm))
-        self.branch_5x5 = nn.Sequential(conv_bn_relu(in_channels, reduce, 1, norm=norm),
-                                        conv_bn_relu(reduce, widths[2], 3, norm=norm),
-                                        conv_bn_relu(widths[2], widths[2], 3, norm=norm))
-        self.branch_pool = nn.Sequential(nn.MaxPool2d(3, stride=1, padding=1),
-                                         conv_bn_relu(in_channels, widths[3], 1, norm=norm))
+        self.branch_3x3 = nn.Sequential(
+            conv_bn_relu(in_channels, reduce, 1, norm=norm),
+            conv_bn_relu(reduce, widths[1], 3, norm=norm),
+        )
+        self.branch_5x5 = nn.Sequential(
+            conv_bn_relu(in_channels, reduce, 1, norm=norm),
+            conv_bn_relu(reduce, widths[2], 3, norm=norm),
+            conv_bn_relu(widths[2], widths[2], 3, norm=norm),
+        )
+        self.branch_pool = nn.Sequential(
+            nn.MaxPool2d(3, stride=1, padding=1), conv_bn_relu(in_channels, widths[3], 1, norm=norm)
+        )
         self.out_channels = out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.branch_1x1(x), self.branch_3x3(x), self.branch_5x5(x), self.branch_pool(x)], dim=1)
+        return torch.cat(
+            [self.branch_1x1(x), self.branch_3x3(x), self.branch_5x5(x), self.branch_pool(x)], dim=1
+        )
 
 
 class GlobalPool(nn.Module):
@@ -89,15 +102,24 @@ class GlobalPool(nn.Module):
 
 
 def view_tower(
-    stem_channels: int, stem_kernel: int, stem_stride: int, stem_pool: int, channels: Sequence[int],
-    inception: bool, norm: bool, conv_dropout: float, global_pool: str,
+    stem_channels: int,
+    stem_kernel: int,
+    stem_stride: int,
+    stem_pool: int,
+    channels: Sequence[int],
+    inception: bool,
+    norm: bool,
+    conv_dropout: float,
+    global_pool: str,
 ) -> tuple[nn.Sequential, int]:
     """One view's convolutional tower ``(N, 1, P, C) -> (N, F)`` and its output width ``F``.
 
     The stem (strided convolution, then pooling) shrinks the 100 x 80 map early: the
     maps are sparse, and the expensive layers then run on a few hundred pixels.
     """
-    layers: list[nn.Module] = [conv_bn_relu(1, stem_channels, stem_kernel, stride=stem_stride, norm=norm)]
+    layers: list[nn.Module] = [
+        conv_bn_relu(1, stem_channels, stem_kernel, stride=stem_stride, norm=norm)
+    ]
     if stem_pool > 1:
         layers.append(nn.MaxPool2d(stem_pool))
     cin = stem_channels
@@ -118,7 +140,14 @@ def view_tower(
 class TwoViewBody(nn.Module):
     """Apply one tower per view (or one shared tower to every view) and concatenate the features."""
 
-    def __init__(self, towers: nn.ModuleList, n_views: int, shared: bool, input_transform: str, input_scale: float) -> None:
+    def __init__(
+        self,
+        towers: nn.ModuleList,
+        n_views: int,
+        shared: bool,
+        input_transform: str,
+        input_scale: float,
+    ) -> None:
         super().__init__()
         self.towers = towers
         self.n_views, self.shared = n_views, shared
@@ -126,7 +155,9 @@ class TwoViewBody(nn.Module):
 
     def forward(self, maps: torch.Tensor) -> torch.Tensor:
         if maps.dim() != 4 or maps.shape[1] != self.n_views:
-            raise ValueError(f"pixel maps must have shape (N, {self.n_views}, planes, cells), not {tuple(maps.shape)}")
+            raise ValueError(
+                f"pixel maps must have shape (N, {self.n_views}, planes, cells), not {tuple(maps.shape)}"
+            )
         x = maps / self.input_scale if self.input_scale != 1.0 else maps
         if self.input_transform == "log1p":
             # clamp: augmentation noise may push a small deposit below zero, and log1p(<-1) is NaN
@@ -192,7 +223,9 @@ class TwoViewCVN(nn.Module):
         if norm not in ("batch", "none"):
             raise ValueError(f"norm must be 'batch' or 'none', not {norm!r}")
         if input_transform not in INPUT_TRANSFORMS:
-            raise ValueError(f"input_transform must be one of {INPUT_TRANSFORMS}, not {input_transform!r}")
+            raise ValueError(
+                f"input_transform must be one of {INPUT_TRANSFORMS}, not {input_transform!r}"
+            )
         if global_pool not in GLOBAL_POOLS:
             raise ValueError(f"global_pool must be one of {GLOBAL_POOLS}, not {global_pool!r}")
         if stem_kernel % 2 != 1 or stem_stride < 1 or stem_pool < 1:
@@ -202,21 +235,43 @@ class TwoViewCVN(nn.Module):
         if int(n_outputs) < 2:
             raise ValueError(f"n_outputs must be >= 2 classes, not {n_outputs}")
         self.config = {
-            "name": "two_view_cvn", "in_channels": int(in_channels), "shared_towers": bool(shared_towers),
-            "stem_channels": int(stem_channels), "stem_kernel": int(stem_kernel), "stem_stride": int(stem_stride),
-            "stem_pool": int(stem_pool), "channels": [int(c) for c in channels], "inception": bool(inception),
-            "global_pool": global_pool, "norm": norm, "input_transform": input_transform,
-            "input_scale": float(input_scale), "dropout": float(dropout), "conv_dropout": float(conv_dropout),
-            "head": [int(h) for h in head], "n_outputs": int(n_outputs), "seed": int(seed),
+            "name": "two_view_cvn",
+            "in_channels": int(in_channels),
+            "shared_towers": bool(shared_towers),
+            "stem_channels": int(stem_channels),
+            "stem_kernel": int(stem_kernel),
+            "stem_stride": int(stem_stride),
+            "stem_pool": int(stem_pool),
+            "channels": [int(c) for c in channels],
+            "inception": bool(inception),
+            "global_pool": global_pool,
+            "norm": norm,
+            "input_transform": input_transform,
+            "input_scale": float(input_scale),
+            "dropout": float(dropout),
+            "conv_dropout": float(conv_dropout),
+            "head": [int(h) for h in head],
+            "n_outputs": int(n_outputs),
+            "seed": int(seed),
         }
         n_views = int(in_channels)
         towers, width = [], 0
         for _ in range(1 if shared_towers else n_views):
-            tower, width = view_tower(int(stem_channels), int(stem_kernel), int(stem_stride), int(stem_pool),
-                                      [int(c) for c in channels], bool(inception), norm == "batch",
-                                      float(conv_dropout), global_pool)
+            tower, width = view_tower(
+                int(stem_channels),
+                int(stem_kernel),
+                int(stem_stride),
+                int(stem_pool),
+                [int(c) for c in channels],
+                bool(inception),
+                norm == "batch",
+                float(conv_dropout),
+                global_pool,
+            )
             towers.append(tower)
-        self.body = TwoViewBody(nn.ModuleList(towers), n_views, bool(shared_towers), input_transform, float(input_scale))
+        self.body = TwoViewBody(
+            nn.ModuleList(towers), n_views, bool(shared_towers), input_transform, float(input_scale)
+        )
         self.body_dim = n_views * width
         self.head = dense_head(self.body_dim, head, n_outputs, dropout)
         self.n_outputs = int(n_outputs)
