@@ -62,11 +62,12 @@ def export_onnx(
     Args:
         example: real prepared input arrays ``{input name: (N, ...)}`` (N >= 2); they
             trace the graph and, with ``check``, are scored by torch and onnxruntime.
-        atol: largest allowed absolute difference of the probabilities (and logits).
+        atol: largest allowed absolute difference of the probabilities (of the logits: relative
+            to max(1, |logit|)).
 
     Raises :class:`HepdlError` when the parity check fails; nothing is written then.
     Returns ``{"path", "inputs", "outputs", "opset", "n_checked", "max_abs_diff_probabilities",
-    "max_abs_diff_logits"}``.
+    "max_rel_diff_logits"}``.
     """
     output = os.fspath(output)
     arrays = {k: np.ascontiguousarray(example[k]) for k in model.inputs if k in example}
@@ -79,7 +80,7 @@ def export_onnx(
     module = model.module.to("cpu").eval()
     graph = ProbabilityGraph(module, model.inputs, with_logits).eval()
     outputs = ["probabilities", "logits"] if with_logits else ["probabilities"]
-    trace = tuple(torch.as_tensor(arrays[k][: min(n, 8)]) for k in model.inputs)
+    trace = tuple(torch.as_tensor(np.array(arrays[k][: min(n, 8)])) for k in model.inputs)
     dynamic = {name: {0: "batch"} for name in [*model.inputs, *outputs]}
     tmp = f"{output}.tmp{os.getpid()}"
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
@@ -88,8 +89,14 @@ def export_onnx(
             # the TorchScript exporter announces its own deprecation; it is our deliberate choice
             warnings.simplefilter("ignore", DeprecationWarning)
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
-            torch.onnx.export(graph, trace, tmp, dynamo=False, input_names=list(model.inputs), output_names=outputs,
-                              dynamic_axes=dynamic, opset_version=opset, do_constant_folding=True)
+            try:
+                torch.onnx.export(graph, trace, tmp, dynamo=False, input_names=list(model.inputs),
+                                  output_names=outputs, dynamic_axes=dynamic, opset_version=opset,
+                                  do_constant_folding=True)
+            except Exception as err:  # the exporter raises many types, with the whole graph in the message
+                first = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+                raise HepdlError(f"{model.path}: model {model.info.get('architecture', {}).get('name')!r} cannot be "
+                                 f"exported to ONNX by the TorchScript exporter: {type(err).__name__}: {first}") from None
         _add_metadata(tmp, model)
         report = {"path": output, "inputs": list(model.inputs), "outputs": outputs, "opset": opset}
         if check:
@@ -155,14 +162,19 @@ def check_parity(
                 if got[name].shape != want[name].shape:
                     raise HepdlError(f"{onnx_path}: ONNX output {name!r} has shape {got[name].shape}, "
                                      f"torch gives {want[name].shape}")
-                diffs[name] = max(diffs[name], float(np.max(np.abs(got[name] - want[name]), initial=0.0)))
+                diff = np.abs(got[name] - want[name])
+                if name == "logits":
+                    # logits are unbounded: compare them relative to their size (float32 rounding)
+                    diff = diff / np.maximum(1.0, np.abs(want[name]))
+                diffs[name] = max(diffs[name], float(np.max(diff, initial=0.0)))
     finally:
         model.device = device
         model.module.to(device)
-    report = {"n_checked": n, **{f"max_abs_diff_{name}": d for name, d in diffs.items()}}
+    report = {"n_checked": n, **{f"max_{'rel' if name == 'logits' else 'abs'}_diff_{name}": d
+                                 for name, d in diffs.items()}}
     bad = {name: d for name, d in diffs.items() if not d <= atol}
     if bad:
-        raise HepdlError(f"{onnx_path}: ONNX and torch disagree on {n} real entries: max |difference| "
+        raise HepdlError(f"{onnx_path}: ONNX and torch disagree on {n} real entries: max difference "
                          + ", ".join(f"{k} {v:.3g}" for k, v in bad.items()) + f" > {atol:g}")
     return report
 

@@ -68,7 +68,9 @@ class TrainedModel:
         self.device = device
         self.path = path
         self.classes: list[str] = list(info["classes"])
-        self.inputs: list[str] = list(info["inputs"])
+        # a multi-input model names its arrays in forward()'s order (input_keys); older model
+        # files list only the first of them under "inputs"
+        self.inputs: list[str] = list(getattr(module, "input_keys", None) or info["inputs"])
         self.task: str = str(info["task"])
         self.representation: dict[str, Any] = dict(info["representation"])
         spec = self.representation.get("spec") or {}
@@ -149,7 +151,7 @@ class TrainedModel:
         width = () if self.binary else (len(self.classes),)
         out = np.empty((n, *width), dtype=np.float32)
         for start in range(0, n, batch_size):
-            batch = {k: torch.as_tensor(np.ascontiguousarray(arrays[k][start:start + batch_size])).to(self.device)
+            batch = {k: torch.tensor(np.asarray(arrays[k][start:start + batch_size])).to(self.device)
                      for k in self.inputs}
             z = forward_logits(self.module, self.inputs, batch)
             out[start:start + len(z)] = (z if logits else probabilities(z)).float().cpu().numpy()
