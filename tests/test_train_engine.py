@@ -18,6 +18,7 @@ from hepdl.train import (
     ArrayDataset,
     EpochBatchSampler,
     TrainSettings,
+    choose_device,
     jet_image_augment,
     pixel_map_augment,
     predict,
@@ -256,3 +257,52 @@ def test_cli_train_writes_all_outputs(tmp_path):
     cfg.write_text(json.dumps({"epochz": 2}))
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == 2 and "epochz" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_resume_without_checkpoint_starts_fresh_and_refuses_other_settings(tmp_path):
+    tr, va = ArrayDataset(toy_jets(200, 0)), ArrayDataset(toy_jets(100, 1))
+    s = settings(epochs=1)
+    r = train(build_model(s.model), tr, va, s, out_dir=tmp_path, resume=True)
+    assert r.epochs_run == 1
+    more = settings(epochs=2)  # more epochs may be asked for on resumption
+    r = train(build_model(s.model), tr, va, more, out_dir=tmp_path, resume=True)
+    assert [row["epoch"] for row in r.history] == [1, 2]
+    with pytest.raises(ConfigError, match="learning_rate"):
+        train(build_model(s.model), tr, va, settings(epochs=3, learning_rate=0.1), out_dir=tmp_path, resume=True)
+
+
+def test_class_and_event_weights_enter_the_loss_weights():
+    from hepdl.train.engine import class_weights, sample_weights
+
+    data = toy_jets(300, 0)
+    data["label"][:] = 0
+    data["label"][:100] = 1
+    data["weight"][:50] = 3.0
+    ds = ArrayDataset(data)
+    s = settings(class_weights="balanced")
+    cw = class_weights(s, data["label"], 2)
+    np.testing.assert_allclose(cw, [300 / (2 * 200), 300 / (2 * 100)])
+    w = sample_weights(ds, s, 2, None, cw).numpy()
+    assert w.mean() == pytest.approx(1.0)
+    # balanced: both classes carry the same total weight once event weights are divided out
+    unweighted = w / data["weight"]
+    assert unweighted[data["label"] == 1].sum() == pytest.approx(unweighted[data["label"] == 0].sum(), rel=1e-5)
+    assert w[0] / w[60] == pytest.approx(3.0)
+    w_off = sample_weights(ds, settings(use_event_weights=False), 2, None, None).numpy()
+    np.testing.assert_allclose(w_off, 1.0)
+    with pytest.raises(ConfigError, match="class_weights"):
+        class_weights(settings(class_weights=[1.0, 2.0, 3.0]), data["label"], 2)
+
+
+def test_device_choice():
+    from hepdl.train.device import choose_precision
+
+    assert choose_device("auto").type in ("cuda", "mps", "cpu")
+    assert choose_device("cpu").type == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA"):
+            choose_device("cuda")
+    assert choose_precision("auto", torch.device("cpu")) is None
+    assert choose_precision("bf16", torch.device("cpu")) is torch.bfloat16
+    with pytest.raises(ConfigError, match="fp16"):
+        choose_precision("fp16", torch.device("cpu"))

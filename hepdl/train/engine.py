@@ -191,6 +191,19 @@ def set_tbptt_window(model: nn.Module, window: int | None) -> None:
         m.tbptt_window = window
 
 
+#: settings that may change between a run and its resumption (they do not change the result)
+RESUMABLE_CHANGES = ("epochs", "device", "num_workers", "progress", "log_epochs", "eval_batch_size")
+
+
+def check_resumable(saved: Mapping[str, Any], settings: TrainSettings, path: str) -> None:
+    """A checkpoint continues only the run it came from: other settings would silently mix two runs."""
+    current = settings.to_dict()
+    for key, value in saved.items():
+        if key not in RESUMABLE_CHANGES and current.get(key) != value:
+            raise ConfigError(f"{key}: {current.get(key)!r} differs from {value!r} in {path}; "
+                              "resume only with the run's own settings (or start in a new output directory)")
+
+
 def to_device(batch: Mapping[str, torch.Tensor], device: torch.device, channels_last: bool) -> dict[str, torch.Tensor]:
     out = {}
     for k, v in batch.items():
@@ -281,7 +294,8 @@ def train(
     holding the objective's inputs, ``label`` and, optionally, ``weight``,
     ``jet_pt``/``jet_eta`` (for ``reweight``). With ``out_dir``, rank 0 writes
     ``checkpoint.pt`` (every epoch), ``metrics.csv`` and ``training_curve.png`` there;
-    ``resume=True`` continues from ``out_dir/checkpoint.pt``. On SIGTERM the loop writes a
+    ``resume=True`` continues from ``out_dir/checkpoint.pt`` (or starts afresh when there is none
+    yet, so one command serves a batch job and its requeues). On SIGTERM the loop writes a
     checkpoint at the next batch and returns with ``preempted=True``.
     """
     t_start = time.perf_counter()
@@ -299,6 +313,11 @@ def train(
         os.makedirs(out_dir, exist_ok=True)
     if resume and checkpoint_path is None:
         raise ConfigError("resume: needs an output directory holding checkpoint.pt")
+    if resume and not os.path.exists(checkpoint_path):
+        # the same command serves the first submission and every requeue of a batch job
+        if is_main:
+            print(f"hepdl train: no {checkpoint_path} yet; starting from scratch", file=sys.stderr, flush=True)
+        resume = False
 
     # --- event weights, fitted on the training split only
     n_classes = getattr(objective, "n_classes", 2)
@@ -344,6 +363,7 @@ def train(
 
     if resume:
         ckpt = load_checkpoint(checkpoint_path)
+        check_resumable(ckpt.get("settings", {}), settings, checkpoint_path)
         module.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         if scheduler is not None and ckpt["scheduler"] is not None:
