@@ -204,3 +204,38 @@ def test_log1p_input_never_makes_nans_from_noisy_negative_pixels():
     x[0, 0, 0, 0] = -5.0  # multiplicative augmentation noise can push a deposit below zero
     with torch.no_grad():
         assert torch.isfinite(model(x)).all()
+
+
+def test_resume_repeats_the_uninterrupted_run(shards, tmp_path):
+    arrays = ("pixel_maps", "label", "weight")
+    train_set = PreparedDataset(shards, "train", arrays)
+    val_set = PreparedDataset(shards, "validation", arrays)
+    common = dict(
+        model=TINY,
+        batch_size=32,
+        learning_rate=3e-3,
+        schedule="none",  # a cosine schedule's length depends on `epochs`; stopping early would change it
+        early_stopping_patience=None,
+        augment=True,
+        augment_shift=2,
+        augment_noise=0.05,
+        progress="never",
+        log_epochs=False,
+        device="cpu",
+    )
+    straight = train(build_model(TINY), train_set, val_set, TrainSettings(epochs=2, **common))
+    train(
+        build_model(TINY), train_set, val_set, TrainSettings(epochs=1, **common), out_dir=tmp_path
+    )
+    # resume the 1-epoch run's checkpoint for a second epoch
+    resumed = train(
+        build_model(TINY),
+        train_set,
+        val_set,
+        TrainSettings(epochs=2, **common),
+        out_dir=tmp_path,
+        resume=True,
+    )
+    assert [r["val_loss"] for r in resumed.history] == [r["val_loss"] for r in straight.history]
+    for key, value in straight.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[key]), key
