@@ -65,3 +65,47 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a config must be a mapping of keys to values")
     return validate_config(raw, source=path)
+
+
+def reference_markdown() -> str:
+    """config/README.md: every key of the schema with its type, default and description.
+
+    Regenerate with ``python -m hepdl.config > config/README.md``; a test checks it is current.
+    """
+    root = schema()
+    defs = root.get("$defs", {})
+    lines = [
+        "# Configuration keys",
+        "",
+        "Generated from `hepdl/config.schema.yaml` by `python -m hepdl.config > config/README.md`.",
+        "Every key has a default: an empty config runs the embedded default pipeline.",
+        "`snakemake --configfile my.yaml` merges `my.yaml` over `config/config.yaml`.",
+        "",
+        "| key | type | default | description |",
+        "|---|---|---|---|",
+    ]
+
+    def walk(node: dict[str, Any], prefix: str) -> None:
+        for name, sub in node.get("properties", {}).items():
+            key = f"{prefix}{name}"
+            ref = sub.get("$ref", "").rsplit("/", 1)[-1]
+            target = {**defs.get(ref, {}), **sub} if ref else sub
+            kind = target.get("type") or ("one of " + ", ".join(map(str, target["enum"])) if "enum" in target else "")
+            default = json_text(sub.get("default", target.get("default", "")))
+            text = " ".join(str(target.get("description", "")).split())
+            lines.append(f"| `{key}` | {kind} | {default} | {text} |")
+            if target.get("properties"):
+                walk(target, key + ".")
+
+    walk(root, "")
+    return "\n".join(lines) + "\n"
+
+
+def json_text(value: Any) -> str:
+    import json
+
+    return "" if value == "" else f"`{json.dumps(value)}`"
+
+
+if __name__ == "__main__":
+    print(reference_markdown(), end="")
