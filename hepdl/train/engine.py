@@ -484,7 +484,6 @@ def train(
             checkpoint(epoch + 1, 0)
             if is_main and out_dir is not None:
                 write_metrics_csv(os.path.join(out_dir, "metrics.csv"), history)
-                plot_training_curve(os.path.join(out_dir, "training_curve.png"), history, objective.monitor)
             if is_main and settings.log_epochs:
                 mean_epoch = (time.perf_counter() - t_start) / (epoch + 1 - start_epoch)
                 eta = mean_epoch * (settings.epochs - epoch - 1)
@@ -495,6 +494,9 @@ def train(
             if on_epoch_end is not None:
                 on_epoch_end(row)
         distributed.barrier()
+    if is_main and out_dir is not None and history:
+        # once per run, not per epoch: a plot costs more than a small model's epoch
+        plot_training_curve(os.path.join(out_dir, "training_curve.png"), history, objective.monitor)
 
     if best["state"] is not None and not preempted:
         module.load_state_dict(best["state"])
