@@ -87,7 +87,7 @@ class TrackEncoder(nn.Module):
     """
 
     def __init__(
-        self, *, n_features: int, cell: str = "gru", hidden: int = 64, layers: int = 1,
+        self, *, n_features: int, cell: str = "gru", hidden: int = 32, layers: int = 1,
         bidirectional: bool = True, dropout: float = 0.0, embed: int = 32, seed: int = 0,
     ) -> None:
         super().__init__()
@@ -231,7 +231,7 @@ class TrackRNN(nn.Module):
         *,
         n_features: int = 6,
         cell: str = "gru",
-        hidden: int = 64,
+        hidden: int = 32,
         layers: int = 1,
         bidirectional: bool = True,
         embed: int = 32,
