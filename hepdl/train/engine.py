@@ -306,7 +306,7 @@ def train(
     amp_dtype = choose_precision(settings.precision, device)
     module = model
     channels_last = use_channels_last(settings.channels_last, device, module)
-    objective = objective or make_objective(settings.objective, module)
+    objective = objective or make_objective(settings.objective, module, settings=settings)
     show_bar = is_main and (settings.progress == "always" or (settings.progress == "auto" and sys.stderr.isatty()))
     checkpoint_path = os.path.join(out_dir, "checkpoint.pt") if out_dir is not None else None
     if out_dir is not None and is_main:
@@ -409,12 +409,16 @@ def train(
                 partial = {"loss_sum": 0.0, "batches": 0, "samples": 0, "seconds": 0.0}
             start_batch = 0
             train_model.train()
+            if hasattr(objective, "begin_epoch"):  # e.g. fine-tuning freezes, later unfreezes, the body
+                objective.begin_epoch(epoch, module, optimizer)
             t_epoch = time.perf_counter()
             loss_sum = torch.zeros((), device=device)  # summed on the device: no sync per batch
             bar = tqdm(loader, desc=f"epoch {epoch + 1}/{settings.epochs}", file=sys.stderr, disable=not show_bar,
                        leave=False, dynamic_ncols=True)
             for batch in bar:
                 batch = to_device(batch, device, channels_last)
+                if hasattr(objective, "set_progress"):  # e.g. the ramp of the DANN gradient reversal
+                    objective.set_progress((epoch + partial["batches"] / max(sampler.n_batches(), 1)) / settings.epochs)
                 if augment is not None:
                     key = objective.input_key
                     batch[key] = augment(batch[key], aug_generator)
@@ -435,7 +439,10 @@ def train(
                 partial["samples"] += len(batch["index"]) * world_size
                 if show_bar and partial["batches"] % 10 == 0:
                     bar.set_postfix(loss=f"{(partial['loss_sum'] + float(loss_sum)) / partial['batches']:.4f}")
-                if distributed.any_rank(preemption.requested, device):
+                # under DDP the ranks agree on stopping (a collective: every 10th batch, not to sync each one)
+                if (world_size == 1 or partial["batches"] % 10 == 0) and distributed.any_rank(
+                    preemption.requested, device
+                ):
                     partial["loss_sum"] += float(loss_sum)
                     partial["seconds"] += time.perf_counter() - t_epoch
                     checkpoint(epoch, partial["batches"])
