@@ -45,6 +45,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N, mps (overrides settings' device)")
     p.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoint.pt")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--data-shards", nargs="+", help="objective adapt: prepared shards of the data sample "
+                   "(its train split joins training unlabelled: its labels are never read)")
     p.set_defaults(func=run)
 
 
@@ -123,10 +125,19 @@ def run(args: argparse.Namespace) -> int:
     meta = probe.meta
     task = meta.get("task", "jets")
     classes = list(meta.get("spec", {}).get("classes") or CLASSES.get(task, ["background", "signal"]))
-    model_config = complete_model_config({**settings.model, "seed": settings.model.get("seed", settings.seed)},
-                                         meta, len(classes), shards[0])
+    if settings.objective in ("adapt", "finetune") or args.data_shards:  # DANN wrapper / pre-trained network
+        from hepdl.cli.domain import adaptation_model
+
+        model_config, model = adaptation_model(settings, meta, len(classes), shards[0], args.data_shards)
+    else:
+        model_config = complete_model_config({**settings.model, "seed": settings.model.get("seed", settings.seed)},
+                                             meta, len(classes), shards[0])
+        model = build_model(model_config)
     settings.model = model_config
-    model = build_model(model_config)
+    if settings.init_body_from:  # unsupervised pre-training: the CNN body starts from an autoencoder's encoder
+        from hepdl.models.autoencoders import init_body_from
+
+        init_body_from(model, settings.init_body_from)
     input_keys = model_input_keys(model)
     wanted = [*input_keys, *TRAIN_ARRAYS]
     if settings.reweight != "none":
@@ -136,7 +147,13 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         raise HepdlError(f"{shards[0]}: prepared dataset has no {missing[0]!r} array (has {sorted(have)})")
     wanted = [a for a in dict.fromkeys(wanted) if a in have]
-    train_set = PreparedDataset(shards, "train", wanted)
+    from hepdl.train.selection import select_training_entries
+
+    train_set = select_training_entries(PreparedDataset(shards, "train", wanted), settings)
+    if settings.objective == "adapt":  # plus the data sample's train split, without its labels
+        from hepdl.cli.domain import adapt_training_set
+
+        train_set = adapt_training_set(train_set, shard_dirs(args.data_shards), wanted)
     val_set = PreparedDataset(shards, "validation", wanted)
     if len(train_set) == 0 or len(val_set) == 0:
         raise HepdlError(f"{shards[0]}: the train or validation split is empty ({len(train_set)}, {len(val_set)} entries)")
@@ -169,6 +186,8 @@ def run(args: argparse.Namespace) -> int:
         "split": meta.get("split"), "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
         "hepdl_version": __version__, "torch_version": torch.__version__, "device": result.device,
     }
+    if args.data_shards:
+        provenance["data_shards"] = [os.path.abspath(s) for s in shard_dirs(args.data_shards)]
     save_model(os.path.join(args.output, "model.pt"), result.model, architecture=model_config,
                representation={"spec": meta.get("spec", {}), "fields": meta.get("fields", {}),
                                "feature_names": meta.get("feature_names", {})},

@@ -5,7 +5,9 @@ as separate submodules, so autoencoder pre-training and domain adaptation can re
 the body. ``model.config`` is the complete config (defaults filled in) that rebuilds it.
 """
 
+from hepdl.models.autoencoders import DenseAutoencoder, JetImageAutoencoder
 from hepdl.models.combined_tagger import CombinedTagger
+from hepdl.models.domain_adversarial import DomainAdversarial, GradientReversal, reversal_schedule
 from hepdl.models.expert_mlp import ExpertMLP
 from hepdl.models.init import initialise_weights
 from hepdl.models.jet_cnn import JetCNN
@@ -17,6 +19,10 @@ from hepdl.models.two_view_cvn import TwoViewCVN
 __all__ = [
     "MODEL_REGISTRY",
     "CombinedTagger",
+    "DomainAdversarial",
+    "GradientReversal",
+    "DenseAutoencoder",
+    "JetImageAutoencoder",
     "ExpertMLP",
     "JetCNN",
     "TwoViewCVN",

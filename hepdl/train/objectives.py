@@ -115,6 +115,63 @@ class Classify:
         return {"accuracy": float(np.mean(score.argmax(-1) == label))}
 
 
+class Autoencode:
+    """Unsupervised reconstruction: weighted mean squared error, plus ``sparsity * mean |code|``.
+
+    The model (an autoencoder of :mod:`hepdl.models.autoencoders`) returns ``(reconstruction, code)``
+    and gives its clean, standardised input via ``model.target(x)``. Labels are not used in the loss
+    (data entries with label -1 train like any other); ``predict`` gives the per-entry reconstruction
+    error as ``score`` (the anomaly score) and the latent ``code``. ``pixel_weight`` (an array
+    broadcastable to one input, e.g. (C, H, W)) weights the squared errors, normalised to mean 1.
+    """
+
+    name = "autoencode"
+    metric_keys = ("label", "weight")
+    monitor = "mse"
+
+    def __init__(self, input_key: str, sparsity: float = 0.0, pixel_weight: torch.Tensor | None = None) -> None:
+        if sparsity < 0:
+            raise ValueError(f"sparsity must be >= 0, not {sparsity}")
+        self.input_key = input_key
+        self.model_inputs = (input_key,)
+        self.input_keys = (input_key,)
+        self.sparsity = float(sparsity)
+        self.pixel_weight = None if pixel_weight is None else torch.as_tensor(pixel_weight, dtype=torch.float32)
+        if self.pixel_weight is not None:
+            self.pixel_weight = self.pixel_weight / self.pixel_weight.mean()
+
+    def _errors(self, model: nn.Module, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-entry weighted mean squared error and the code."""
+        x = batch[self.input_key]
+        recon, code = model(x)
+        target = getattr(model, "module", model).target(x)
+        sq = (recon.float() - target.float()) ** 2
+        if self.pixel_weight is not None:
+            sq = sq * self.pixel_weight.to(sq.device)
+        return sq.flatten(1).mean(1), code.float()
+
+    def loss(self, model: nn.Module, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        err, code = self._errors(model, batch)
+        w = batch.get("sample_weight")
+        mse = (err * w).mean() if w is not None else err.mean()
+        code_l1 = code.abs().mean()
+        loss = mse + self.sparsity * code_l1 if self.sparsity > 0 else mse
+        return loss, {"mse": mse.detach(), "code_l1": code_l1.detach()}
+
+    @torch.no_grad()
+    def predict(self, model: nn.Module, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        err, code = self._errors(model, batch)
+        return {"score": err, "code": code}
+
+    def metrics(self, outputs: Mapping[str, np.ndarray], arrays: Mapping[str, np.ndarray]) -> dict[str, float]:
+        out = {"mse": float(np.mean(outputs["score"])), "code_l1": float(np.mean(np.abs(outputs["code"])))}
+        label = arrays.get("label")
+        if label is not None and np.any(label == 0) and np.any(label == 1):
+            # reconstruction error as a signal-agnostic tagger (meaningful when trained on background)
+            out["anomaly_auc"] = weighted_auc(outputs["score"], label, arrays.get("weight"))
+        return out
+
+
 def make_objective(name: str, model: nn.Module, **options: Any) -> Objective:
     """The objective ``name`` for ``model`` (its ``input_keys``, else ``input_key``, and ``n_outputs`` decide the rest)."""
     module = getattr(model, "module", model)
@@ -122,4 +179,25 @@ def make_objective(name: str, model: nn.Module, **options: Any) -> Objective:
         n_outputs = int(getattr(module, "n_outputs", 1))
         inputs = options.get("input_key", getattr(module, "input_keys", None) or module.input_key)
         return Classify(inputs, n_classes=2 if n_outputs == 1 else n_outputs)
+    if name == "autoencode":
+        if not hasattr(module, "target"):
+            raise ValueError(f"objective 'autoencode' needs an autoencoder model, not {type(module).__name__}")
+        return Autoencode(options.get("input_key", module.input_key), sparsity=getattr(module, "sparsity", 0.0),
+                          pixel_weight=options.get("pixel_weight"))
+    if name in ("adapt", "finetune"):
+        # imported here: both modules build on Classify from this one
+        from hepdl.train.adapt import Adapt
+        from hepdl.train.finetune import Finetune
+
+        settings = options.get("settings")
+        n_outputs = int(getattr(module, "n_outputs", 1))
+        inputs = options.get("input_key", getattr(module, "input_keys", None) or module.input_key)
+        n_classes = 2 if n_outputs == 1 else n_outputs
+        if name == "adapt":
+            if not hasattr(module, "domain_head"):
+                raise ValueError(f"objective 'adapt' needs a domain_adversarial model, not {type(module).__name__}")
+            return Adapt(inputs, n_classes, lambda_max=getattr(settings, "domain_lambda_max", 1.0),
+                         gamma=getattr(settings, "domain_gamma", 10.0))
+        return Finetune(inputs, n_classes, freeze_body_epochs=getattr(settings, "freeze_body_epochs", 2),
+                        lr_factor=getattr(settings, "finetune_lr_factor", 0.1))
     raise ValueError(f"unknown objective {name!r}")

@@ -22,7 +22,7 @@ _CHOICES = {
     "precision": ("auto", "fp32", "bf16", "fp16"),
     "reweight": ("none", "pt", "pt_eta"),
     "progress": ("auto", "always", "never"),
-    "objective": ("classify",),
+    "objective": ("classify", "adapt", "finetune", "autoencode"),
 }
 
 
@@ -71,6 +71,16 @@ class TrainSettings:
     augment_reflect: str | list[str] = "auto"  # "auto" (from the image preprocessing), or ["rows", "columns"]
     augment_shift: int = 0  # max roll in pixels along each image axis
     augment_noise: float = 0.0  # relative Gaussian noise on non-empty pixels
+    # training-entry selection and initialisation (autoencoder pre-training, anomaly mode, label efficiency)
+    train_classes: list[int] | None = None  # train only on entries with these labels (e.g. [0]: background only)
+    max_train_entries: int | None = None  # a seeded random subset of this many training entries
+    init_body_from: str | None = None  # autoencoder model file whose encoder initialises the CNN body
+    # domain adaptation (objective "adapt": sim shards + unlabelled data shards) and fine-tuning ("finetune")
+    domain_lambda_max: float = 1.0  # maximum gradient-reversal strength, reached by the ramp 2/(1+exp(-gamma p))-1
+    domain_gamma: float = 10.0  # steepness of that ramp in the training progress p (0..1)
+    finetune_from: str | None = None  # pre-trained model file fine-tuned (head re-initialised) by objective "finetune"
+    freeze_body_epochs: int = 2  # fine-tuning: first epochs with the body frozen (only the new head learns)
+    finetune_lr_factor: float = 0.1  # fine-tuning: every learning rate times this once the body is unfrozen
     # display
     progress: str = "auto"  # tqdm bar: auto (only on a tty), always, never
     log_epochs: bool = True  # one line per epoch on stderr
@@ -99,6 +109,17 @@ class TrainSettings:
             raise ConfigError(f"tbptt_window: must be null or a positive integer, not {self.tbptt_window!r}")
         if self.num_workers != "auto" and (not isinstance(self.num_workers, int) or self.num_workers < 0):
             raise ConfigError(f"num_workers: must be 'auto' or an integer >= 0, not {self.num_workers!r}")
+        if self.max_train_entries is not None and (not isinstance(self.max_train_entries, int) or self.max_train_entries < 1):
+            raise ConfigError(f"max_train_entries: must be null or a positive integer, not {self.max_train_entries!r}")
+        if self.train_classes is not None and (
+                not isinstance(self.train_classes, list) or not self.train_classes
+                or not all(isinstance(c, int) and not isinstance(c, bool) for c in self.train_classes)):
+            raise ConfigError(f"train_classes: must be null or a non-empty list of class labels, not {self.train_classes!r}")
+        for key in ("domain_lambda_max", "domain_gamma", "finetune_lr_factor"):
+            if not isinstance(getattr(self, key), (int, float)) or getattr(self, key) < 0:
+                raise ConfigError(f"{key}: must be a number >= 0, not {getattr(self, key)!r}")
+        if not isinstance(self.freeze_body_epochs, int) or self.freeze_body_epochs < 0:
+            raise ConfigError(f"freeze_body_epochs: must be an integer >= 0, not {self.freeze_body_epochs!r}")
         self.model = dict(self.model)
 
     @classmethod
