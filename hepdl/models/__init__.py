@@ -30,6 +30,7 @@ __all__ = [
     "initialise_weights",
     "load_model_file",
     "register_model",
+    "reversal_schedule",
     "save_model",
     "TrackEncoder",
     "TrackRNN",

@@ -1,0 +1,202 @@
+"""``hepdl domain evaluate``: how classifiers trained on simulation transfer to data.
+
+    hepdl domain evaluate --models cnn=run/cnn/model.pt dann=run/dann/model.pt \\
+        --sim-shards prepared/jets_sim_* --data-shards prepared/jets_data_* --task jets --output OUT
+
+scores each model's test split of both samples and writes ``OUT/domain.json``:
+``{"task", "model": "domain", "<name>_domain_auc", "<name>_ks", "<name>_wasserstein",
+"<name>_sim_auc"`` and, when the data shards hold labels (only ever used here to
+evaluate), ``"<name>_data_auc", "<name>_eff_shift", "<name>_data_signal_eff"}`` for every
+model name (see :mod:`hepdl.evaluate.domain`), plus ``OUT/scores_<name>.png`` (the score
+distributions on simulation with the data overlaid) and ``OUT/domain_scores.png`` (all
+models side by side).
+
+This module also holds the ``hepdl train`` wiring of the "adapt" (domain-adversarial,
+``--data-shards``) and "finetune" (``finetune_from``) objectives.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from collections.abc import Sequence
+from typing import Any
+
+_NAME = re.compile(r"^[A-Za-z0-9_+-]+$")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("domain", help="sim-to-data transfer of classifiers (domain AUC, score shift, working point)")
+    kinds = p.add_subparsers(dest="kind", metavar="KIND", required=True)
+    e = kinds.add_parser("evaluate", help="compare models on simulation and data (writes OUT/domain.json)")
+    e.add_argument("--models", nargs="+", required=True, metavar="NAME=MODEL.pt",
+                   help="model files by name, e.g. cnn=run/cnn/model.pt dann=run/dann/model.pt")
+    e.add_argument("--sim-shards", nargs="+", required=True, help="prepared shards of the simulation sample")
+    e.add_argument("--data-shards", nargs="+", required=True, help="prepared shards of the data sample")
+    e.add_argument("--task", default="jets", help="task name recorded in domain.json (default jets)")
+    e.add_argument("--output", required=True, help="output directory")
+    e.add_argument("--split", default="test", choices=("train", "validation", "test"),
+                   help="split of both samples to evaluate on (default test)")
+    e.add_argument("--seed", type=int, default=0, help="seed of the domain classifier's halves")
+    e.add_argument("--signal-efficiency", type=float, default=0.5, help="working point on simulated signal")
+    e.add_argument("--signal-class", type=int, default=1, help="class whose probability is the score (K classes)")
+    e.add_argument("--domain-classifier", default="logistic", choices=("logistic", "gbdt"))
+    e.add_argument("--device", default="cpu")
+    e.add_argument("--batch-size", type=int, default=512)
+    e.set_defaults(func=run_evaluate)
+
+
+def _parse_models(items: Sequence[str]) -> dict[str, str]:
+    from hepdl.errors import ConfigError
+
+    models: dict[str, str] = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not _NAME.match(name) or not path:
+            raise ConfigError(f"--models: {item!r} is not NAME=PATH (NAME of letters, digits, _ + -)")
+        if name in models:
+            raise ConfigError(f"--models: name {name!r} given twice")
+        models[name] = path
+    return models
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    import sys
+
+    import numpy as np
+
+    from hepdl.cli.train import shard_dirs
+    from hepdl.errors import InputError
+    from hepdl.evaluate.domain import domain_metrics, network_outputs
+    from hepdl.evaluate.plots import plot_scores
+    from hepdl.evaluate.results import write_json
+    from hepdl.models import load_model_file
+    from hepdl.represent.torch_dataset import PreparedDataset
+
+    models = _parse_models(args.models)
+    sim_shards, data_shards = shard_dirs(args.sim_shards), shard_dirs(args.data_shards)
+    os.makedirs(args.output, exist_ok=True)
+    result: dict[str, Any] = {"task": args.task, "model": "domain", "split": args.split,
+                              "models": {n: os.path.abspath(p) for n, p in models.items()}}
+    panels: dict[str, tuple] = {}
+    for name, path in models.items():
+        model, info = load_model_file(path, device=args.device)
+        inputs = list(getattr(model, "input_keys", None) or info["inputs"])
+        outs = []
+        for shards in (sim_shards, data_shards):
+            probe = PreparedDataset(shards, None, ())
+            have = set(probe.meta["arrays"])
+            missing = [k for k in inputs if k not in have]
+            if missing:
+                raise InputError(f"{shards[0]}: model {path} reads {missing[0]!r}, which the shard does not hold")
+            extra = [k for k in ("label", "weight") if k in have]
+            data = PreparedDataset(shards, args.split, [*inputs, *extra])
+            if len(data) == 0:
+                raise InputError(f"{shards[0]}: the {args.split} split is empty")
+            outs.append(network_outputs(model, data, inputs, batch_size=args.batch_size, device=args.device))
+        sim, data = outs
+        m = domain_metrics(sim, data, seed=args.seed, signal_efficiency=args.signal_efficiency,
+                           signal_class=args.signal_class, domain_classifier=args.domain_classifier)
+        result.update({f"{name}_{k}": v for k, v in m.items()})
+        s_score = sim["score"] if sim["score"].ndim == 1 else sim["score"][:, args.signal_class]
+        d_score = data["score"] if data["score"].ndim == 1 else data["score"][:, args.signal_class]
+        s_label = (sim["label"] == args.signal_class).astype(np.int64)
+        plot_scores(s_score, s_label, sim.get("weight"), name=name, data_score=d_score,
+                    data_weight=data.get("weight"), path=os.path.join(args.output, f"scores_{name}.png"))
+        panels[name] = (s_score, s_label, d_score, m)
+    _side_by_side(panels, os.path.join(args.output, "domain_scores.png"))
+    path = write_json(os.path.join(args.output, "domain.json"), result)
+    line = "; ".join(f"{n}: domain AUC {v[3]['domain_auc']:.3f}, KS {v[3]['ks']:.3f}"
+                     + (f", data AUC {v[3]['data_auc']:.3f}, eff shift {v[3]['eff_shift']:.3f}" if "data_auc" in v[3] else "")
+                     for n, v in panels.items())
+    print(f"hepdl domain evaluate: {line}; wrote {path}", file=sys.stderr)
+    return 0
+
+
+def _side_by_side(panels: dict[str, tuple], path: str) -> None:
+    """Score on simulation (signal, background) and on data, one panel per model (e.g. before/after adaptation)."""
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from hepdl.evaluate.plots import hep_style, save_figure
+
+    with hep_style():
+        fig = Figure(figsize=(4.6 * len(panels), 4.0), layout="constrained")
+        FigureCanvasAgg(fig)
+        for i, (name, (s, y, d, m)) in enumerate(panels.items()):
+            ax = fig.add_subplot(1, len(panels), i + 1)
+            edges = np.linspace(min(s.min(), d.min()), max(s.max(), d.max()) + 1e-9, 31)
+            ax.hist(s[y == 1], bins=edges, density=True, histtype="step", label="sim signal")
+            ax.hist(s[y == 0], bins=edges, density=True, histtype="step", label="sim background")
+            ax.hist(s, bins=edges, density=True, histtype="step", color="k", label="sim (all)")
+            counts, _ = np.histogram(d, bins=edges)
+            norm = max(counts.sum(), 1) * np.diff(edges)
+            ax.errorbar(0.5 * (edges[1:] + edges[:-1]), counts / norm, yerr=np.sqrt(counts) / norm, fmt="o",
+                        color="k", markersize=3, label="data")
+            ax.set_title(f"{name}: domain AUC {m['domain_auc']:.3f}, KS {m['ks']:.3f}")
+            ax.set_xlabel(f"{name} score")
+            ax.set_ylabel("Normalised entries")
+            ax.set_ylim(0.0, ax.get_ylim()[1] * 1.4)  # headroom for the legend
+            ax.legend(loc="upper center", ncols=2, fontsize=8)
+    save_figure(fig, path)
+
+
+# ---------------------------------------------------------------- hepdl train wiring
+
+
+def adaptation_model(settings: Any, meta: dict, n_classes: int, where: str, data_shards: Sequence[str] | None):
+    """``(model_config, model)`` for ``hepdl train`` with objective adapt or finetune.
+
+    adapt: a ``domain_adversarial`` model (a plain model config is wrapped as its base);
+    finetune: the network of ``settings.finetune_from`` with its head re-initialised.
+    """
+    from hepdl.cli.train import complete_model_config
+    from hepdl.errors import ConfigError
+    from hepdl.models import build_model
+    from hepdl.train.finetune import load_for_finetuning
+
+    if data_shards and settings.objective != "adapt":
+        raise ConfigError(f"--data-shards: only objective 'adapt' trains with a data sample (objective is "
+                          f"{settings.objective!r})")
+    if settings.objective == "adapt":
+        if not data_shards:
+            raise ConfigError("objective 'adapt': give the data sample's prepared shards with --data-shards")
+        config = dict(settings.model)
+        if config.get("name") != "domain_adversarial":
+            config = {"name": "domain_adversarial", "base": config}
+        base = dict(config.get("base") or {"name": "jet_cnn"})
+        base = complete_model_config({**base, "seed": base.get("seed", settings.seed)}, meta, n_classes, where)
+        config = {**config, "base": base, "seed": config.get("seed", settings.seed)}
+        model = build_model(config)
+        return model.config, model
+    if not settings.finetune_from:
+        raise ConfigError("objective 'finetune': set finetune_from to the pre-trained model file")
+    try:
+        model, info = load_for_finetuning(settings.finetune_from, settings.seed)
+    except ValueError as err:
+        raise ConfigError(f"finetune_from: {err}") from err
+    for key in getattr(model, "input_keys", None) or info["inputs"]:
+        if key not in meta["arrays"]:
+            raise ConfigError(f"finetune_from: {settings.finetune_from} reads {key!r}, which {where} does not hold")
+    if int(getattr(model, "n_outputs", 1)) != (1 if n_classes == 2 else n_classes):
+        raise ConfigError(f"finetune_from: {settings.finetune_from} has {model.n_outputs} outputs, "
+                          f"the data have {n_classes} classes")
+    return dict(info["architecture"]), model
+
+
+def adapt_training_set(sim_train: Any, data_shards: Sequence[str], arrays: Sequence[str]) -> Any:
+    """Simulation's training entries followed by the data shards' train split, read without ``label``."""
+    from hepdl.errors import InputError
+    from hepdl.represent.torch_dataset import PreparedDataset
+    from hepdl.train.adapt import DomainDataset
+
+    # the data sample's labels are not even opened: the adversary needs only which domain an entry is in
+    data = PreparedDataset(list(data_shards), "train", [a for a in arrays if a != "label"])
+    if data.meta.get("spec") != sim_train.meta.get("spec"):
+        raise InputError(f"{data_shards[0]}: its representation spec differs from the simulation shards'; "
+                         "prepare both samples with the same settings")
+    if len(data) == 0:
+        raise InputError(f"{data_shards[0]}: the data sample's train split is empty")
+    return DomainDataset(sim_train, data)

@@ -1,0 +1,113 @@
+"""How well a network transfers from simulation to data, measured on its own features and scores.
+
+Metrics that need no data labels (what one has in a real analysis):
+
+- ``domain_auc``: the AUC of a classifier trained to tell simulation from data on the
+  network's features (the body output), :func:`hepdl.evaluate.metrics.domain_classifier_auc`
+  on held-out halves; 0.5 = the network cannot see which domain an entry came from.
+- ``ks``, ``wasserstein``: distance between the score distributions on simulation and on
+  data (:func:`hepdl.evaluate.metrics.score_agreement`).
+
+Metrics that use data labels where they exist (generated "data", a labelled control
+region), only to evaluate, never to train:
+
+- ``data_auc`` (and ``sim_auc``): the classifier's AUC on each sample.
+- ``eff_shift``: the cut that keeps 50 % of simulated signal, applied to the data signal:
+  ``|eff_data - 0.5|`` (:func:`hepdl.evaluate.metrics.working_point_stability`); 0 = the
+  working point calibrated on simulation holds in data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from hepdl.errors import InputError
+from hepdl.evaluate import metrics
+from hepdl.train.data import BatchFetcher
+
+
+@torch.no_grad()
+def network_outputs(
+    model: nn.Module, dataset: Dataset, input_keys: Sequence[str], *, batch_size: int = 512,
+    device: str | torch.device = "cpu", keys: Sequence[str] = ("label", "weight"),
+) -> dict[str, np.ndarray]:
+    """Scores and body features of ``model`` for every entry of ``dataset``, in dataset order.
+
+    Returns ``score`` ((N,) sigmoid of one logit or (N, K) softmax), ``features`` ((N, D),
+    the output of ``model.body``) and the dataset arrays ``keys`` that it holds.
+    """
+    body = getattr(model, "body", None)
+    if body is None:
+        raise InputError(f"model {type(model).__name__} has no body: its features cannot be compared")
+    model = model.to(device).eval()
+    fetch = BatchFetcher(dataset)
+    parts: dict[str, list[np.ndarray]] = {}
+    for start in range(0, len(dataset), batch_size):
+        batch = fetch[range(start, min(start + batch_size, len(dataset)))]
+        inputs = [batch[k].to(device) for k in input_keys]
+        feats = body(*inputs)
+        logits = model.head(feats).float()
+        if logits.dim() == 1 or logits.shape[-1] == 1:
+            score = torch.sigmoid(logits.reshape(-1))
+        else:
+            score = torch.softmax(logits, dim=-1)
+        parts.setdefault("score", []).append(score.cpu().numpy())
+        parts.setdefault("features", []).append(feats.float().reshape(len(feats), -1).cpu().numpy())
+        for k in keys:
+            if k in batch:
+                parts.setdefault(k, []).append(batch[k].numpy())
+    if not parts:
+        raise InputError("network_outputs: the dataset is empty")
+    return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def _signal_score(score: np.ndarray, signal_class: int) -> np.ndarray:
+    score = np.asarray(score)
+    return score if score.ndim == 1 else score[:, signal_class]
+
+
+def _has_labels(out: Mapping[str, np.ndarray], signal_class: int) -> bool:
+    label = out.get("label")
+    return label is not None and bool(np.any(label == signal_class)) and bool(np.any((label >= 0) & (label != signal_class)))
+
+
+def domain_metrics(
+    sim: Mapping[str, np.ndarray], data: Mapping[str, np.ndarray], *, seed: int = 0,
+    signal_efficiency: float = 0.5, signal_class: int = 1, domain_classifier: str = "logistic",
+) -> dict[str, Any]:
+    """Transfer metrics of one network from its outputs on simulation and on data.
+
+    ``sim`` and ``data`` are :func:`network_outputs` results (``score``, ``features``,
+    optionally ``label``, ``weight``). Simulation must be labelled; data labels, when present
+    (label >= 0), give ``data_auc``, ``data_signal_eff`` and ``eff_shift``. For K-class scores
+    the probability of ``signal_class`` is the score, one class against the rest.
+    """
+    s_score, d_score = _signal_score(sim["score"], signal_class), _signal_score(data["score"], signal_class)
+    s_w, d_w = sim.get("weight"), data.get("weight")
+    if not _has_labels(sim, signal_class):
+        raise InputError("domain_metrics: the simulation sample needs labels of both signal and background")
+    s_label = (np.asarray(sim["label"]) == signal_class).astype(np.int64)
+    out: dict[str, Any] = {
+        "domain_auc": metrics.domain_classifier_auc(sim["features"], data["features"], seed=seed,
+                                                    model=domain_classifier),
+        **metrics.score_agreement(s_score, d_score, s_w, d_w),
+        "sim_auc": metrics.auc(s_score, s_label, s_w),
+        "n_sim": int(len(s_score)), "n_data": int(len(d_score)),
+    }
+    if _has_labels(data, signal_class):
+        labelled = np.asarray(data["label"]) >= 0
+        d_label = (np.asarray(data["label"])[labelled] == signal_class).astype(np.int64)
+        dw = None if d_w is None else np.asarray(d_w)[labelled]
+        out["data_auc"] = metrics.auc(d_score[labelled], d_label, dw)
+        sig = d_label == 1
+        wp = metrics.working_point_stability(
+            s_score, s_label, d_score[labelled][sig], signal_efficiency=signal_efficiency, weight=s_w,
+            other_weight=None if dw is None else dw[sig])
+        out.update(wp_cut=wp["cut"], data_signal_eff=wp["efficiency"], eff_shift=wp["efficiency_shift"])
+    return out

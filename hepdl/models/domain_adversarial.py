@@ -1,0 +1,152 @@
+"""Domain-adversarial training (Ganin & Lempitsky 2015, "Unsupervised domain adaptation by backpropagation").
+
+A shared feature extractor (the ``body`` of any registered model) feeds two heads: the
+model's own label head, trained on labelled simulation, and a domain head that tells
+simulation from data. Between the features and the domain head sits a
+:class:`GradientReversal` layer: identity going forward, ``-lambda`` times the gradient
+going back. The domain head learns to separate the domains while the body receives the
+opposite gradient and learns features in which simulation and data look alike, so the
+label head's decision does not depend on which domain an entry came from.
+
+``DomainAdversarial.forward(x)`` returns the label logits exactly as the wrapped model
+does, so a trained domain-adversarial network scores, saves and exports to ONNX like a
+plain CNN; the domain head is reached only with ``forward(x, domain_lambda=...)``, which
+the "adapt" objective of :mod:`hepdl.train.objectives` calls.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from hepdl.models.init import initialise_weights
+from hepdl.models.jet_cnn import dense_head
+from hepdl.models.registry import build_model, register_model
+
+
+class _ReverseGrad(torch.autograd.Function):
+    """Identity forward; the incoming gradient times ``-lambda`` backward (no gradient to lambda)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, lambda_: float) -> torch.Tensor:
+        ctx.lambda_ = float(lambda_)
+        return x.view_as(x)  # a new tensor node, so autograd routes the gradient through backward()
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return grad.neg() * ctx.lambda_, None
+
+
+def grad_reverse(x: torch.Tensor, lambda_: float = 1.0) -> torch.Tensor:
+    """``x`` unchanged; back-propagates ``-lambda_ * grad`` (the gradient reversal of Ganin & Lempitsky)."""
+    return _ReverseGrad.apply(x, lambda_)
+
+
+class GradientReversal(nn.Module):
+    """Gradient reversal layer: identity forward, ``-lambda_ * grad`` backward.
+
+    ``lambda_`` is a plain attribute (not a parameter) so a schedule can change it
+    between steps; see :func:`reversal_schedule`.
+    """
+
+    def __init__(self, lambda_: float = 1.0) -> None:
+        super().__init__()
+        self.lambda_ = float(lambda_)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return grad_reverse(x, self.lambda_)
+
+    def extra_repr(self) -> str:
+        return f"lambda_={self.lambda_}"
+
+
+def reversal_schedule(progress: float, lambda_max: float = 1.0, gamma: float = 10.0) -> float:
+    """The DANN ramp ``lambda_max * (2 / (1 + exp(-gamma p)) - 1)`` for training progress ``p`` in [0, 1].
+
+    It starts at 0, so the domain head first learns on features that already carry the
+    label information (an adversary at full strength from step one only adds noise), and
+    approaches ``lambda_max`` as ``p -> 1`` (0.987 * lambda_max at ``p = 0.5`` for gamma 10).
+    """
+    p = min(max(float(progress), 0.0), 1.0)
+    return float(lambda_max) * (2.0 / (1.0 + math.exp(-gamma * p)) - 1.0)
+
+
+@register_model("domain_adversarial")
+class DomainAdversarial(nn.Module):
+    """A registered model with body/head plus a domain head behind a gradient reversal.
+
+    Args:
+        base: the registry config of the wrapped model, e.g. ``{"name": "jet_cnn", ...}``
+            or ``{"name": "two_view_cvn", ...}``; it must expose ``body``, ``head``
+            and ``body_dim``.
+        domain_hidden: widths of the domain head's hidden layers (an int for one layer).
+        domain_dropout: dropout in the domain head.
+        seed: initialisation seed of the domain head (the base keeps its own seed).
+
+    ``forward(*inputs)`` gives the label logits (as the base model does);
+    ``forward(*inputs, domain_lambda=l)`` gives ``(label_logits, domain_logit)`` with the
+    domain logit ``(N,)`` (1 = data) computed through a reversal of strength ``l``.
+    ``features(*inputs)`` gives the body's output (what the domain metrics look at).
+    """
+
+    def __init__(
+        self,
+        *,
+        base: Mapping[str, Any],
+        domain_hidden: int | Sequence[int] = 64,
+        domain_dropout: float = 0.0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if not isinstance(base, Mapping) or "name" not in base:
+            raise ValueError("base must be a model config with a 'name', e.g. {'name': 'jet_cnn'}")
+        if base["name"] == "domain_adversarial":
+            raise ValueError("base cannot itself be domain_adversarial")
+        self.base = build_model(base)
+        missing = [a for a in ("body", "head", "body_dim") if not hasattr(self.base, a)]
+        if missing:
+            raise ValueError(f"model {base['name']!r} has no {missing[0]!r}: domain adaptation needs body/head")
+        hidden = [int(domain_hidden)] if isinstance(domain_hidden, int) else [int(h) for h in domain_hidden]
+        self.config = {
+            "name": "domain_adversarial", "base": dict(self.base.config), "domain_hidden": hidden,
+            "domain_dropout": float(domain_dropout), "seed": int(seed),
+        }
+        self.reversal = GradientReversal(0.0)
+        self.domain_head = dense_head(int(self.base.body_dim), hidden, 1, float(domain_dropout))
+        initialise_weights(self.domain_head, int(seed), output_layers=(self.domain_head[-1],))
+        self.n_outputs = int(getattr(self.base, "n_outputs", 1))
+        # the engine, scoring and export read these off the model
+        self.input_key = self.base.input_key
+        if getattr(self.base, "input_keys", None):
+            self.input_keys = tuple(self.base.input_keys)
+        self.prefers_channels_last = bool(getattr(self.base, "prefers_channels_last", False))
+        self.body_dim = int(self.base.body_dim)
+
+    @property
+    def body(self) -> nn.Module:
+        """The shared feature extractor (the base model's body)."""
+        return self.base.body
+
+    @property
+    def head(self) -> nn.Module:
+        """The label head (the base model's head)."""
+        return self.base.head
+
+    def features(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return self.base.body(*inputs)
+
+    def _label_logits(self, feats: torch.Tensor) -> torch.Tensor:
+        logits = self.base.head(feats)
+        return logits.squeeze(-1) if self.n_outputs == 1 else logits
+
+    def forward(self, *inputs: torch.Tensor, domain_lambda: float | None = None):
+        feats = self.base.body(*inputs)
+        logits = self._label_logits(feats)
+        if domain_lambda is None:
+            return logits
+        self.reversal.lambda_ = float(domain_lambda)
+        return logits, self.domain_head(self.reversal(feats)).squeeze(-1)
