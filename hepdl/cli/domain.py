@@ -127,10 +127,13 @@ def _side_by_side(panels: dict[str, tuple], path: str) -> None:
         FigureCanvasAgg(fig)
         for i, (name, (s, y, d, m)) in enumerate(panels.items()):
             ax = fig.add_subplot(1, len(panels), i + 1)
-            edges = np.linspace(min(s.min(), d.min()), max(s.max(), d.max()) + 1e-9, 31)
-            ax.hist(s[y == 1], bins=edges, density=True, histtype="step", label="sim signal")
-            ax.hist(s[y == 0], bins=edges, density=True, histtype="step", label="sim background")
-            ax.hist(s, bins=edges, density=True, histtype="step", color="k", label="sim (all)")
+            lo, hi = float(min(s.min(), d.min())), float(max(s.max(), d.max()))
+            pad = max(1e-3, 1e-3 * (hi - lo))  # the top score falls inside the last bin, and a constant score still plots
+            edges = np.linspace(lo - pad, hi + pad, 31)
+            for values, style in ((s[y == 1], {"label": "sim signal"}), (s[y == 0], {"label": "sim background"}),
+                                  (s, {"label": "sim (all)", "color": "k"})):
+                if len(values):
+                    ax.hist(values, bins=edges, density=True, histtype="step", **style)
             counts, _ = np.histogram(d, bins=edges)
             norm = max(counts.sum(), 1) * np.diff(edges)
             ax.errorbar(0.5 * (edges[1:] + edges[:-1]), counts / norm, yerr=np.sqrt(counts) / norm, fmt="o",
