@@ -253,6 +253,11 @@ def test_cli_train_writes_all_outputs(tmp_path):
     model, meta = load_model_file(out / "model.pt")
     assert meta["inputs"] == ["jet_images"] and meta["classes"] == ["background", "signal"]
     assert "test_auc" in meta["metrics"]
+    # --resume of a finished run rewrites the same outputs without training again
+    before = (out / "metrics.csv").read_text()
+    proc = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "metrics.csv").read_text() == before and "epoch 1/2" not in proc.stderr
     # an unknown settings key fails with one line naming it, exit status 2
     cfg.write_text(json.dumps({"epochz": 2}))
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)

@@ -204,6 +204,12 @@ def check_resumable(saved: Mapping[str, Any], settings: TrainSettings, path: str
                               "resume only with the run's own settings (or start in a new output directory)")
 
 
+def samples_per_second(history: Sequence[Mapping[str, Any]]) -> float:
+    """Training throughput over every epoch of the run, resumed parts included (0 if none ran)."""
+    seconds = sum(row["seconds"] for row in history)
+    return sum(row["samples_per_s"] * row["seconds"] for row in history) / seconds if seconds > 0 else 0.0
+
+
 def to_device(batch: Mapping[str, torch.Tensor], device: torch.device, channels_last: bool) -> dict[str, torch.Tensor]:
     out = {}
     for k, v in batch.items():
@@ -395,7 +401,6 @@ def train(
         })
 
     preempted = False
-    total_samples, total_seconds = 0, 0.0
     epoch = start_epoch
     with _Preemption() as preemption:
         for epoch in range(start_epoch, settings.epochs):
@@ -481,8 +486,6 @@ def train(
                 best["wait"] += 1
                 patience = settings.early_stopping_patience
                 best["stopped_early"] = patience is not None and best["wait"] >= patience
-            total_samples += partial["samples"]
-            total_seconds += train_seconds
             row = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss,
                    **{f"val_{k}": v for k, v in metrics.items()}, "lr": lr, "seconds": train_seconds,
                    "samples_per_s": partial["samples"] / max(train_seconds, 1e-9)}
@@ -512,7 +515,7 @@ def train(
     return TrainResult(
         model=module, objective=objective, history=history, best_epoch=best["epoch"], best_val_loss=best["val_loss"],
         epochs_run=completed, preempted=preempted, stopped_early=bool(best["stopped_early"]),
-        samples_per_second=total_samples / total_seconds if total_seconds > 0 else float("nan"),
+        samples_per_second=samples_per_second(history),
         wall_seconds=time.perf_counter() - t_start, device=str(device),
         precision={None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[amp_dtype],
         info={"world_size": world_size, "channels_last": channels_last, "reweight": settings.reweight},
