@@ -1,0 +1,165 @@
+"""hepdl features: autoencoder feature shards aligned with the events, usable by hepdl bdt; the train
+CLI with objective autoencode (on unlabelled data too), anomaly mode and init_body_from."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+import uproot
+
+from hepdl.autoencode.features import encode, feature_names, pca_projection
+from hepdl.cli import main
+from hepdl.models import load_model_file
+from hepdl.represent import PreparedDataset
+
+torch.set_num_threads(1)
+
+CHANNELS = ["calo_et", "trk_pt"]
+EXPERT = ["mass", "tau21"]
+
+
+def write_shard(path, n: int, seed: int, *, unlabelled: bool = False) -> dict[str, np.ndarray]:
+    """A small prepared shard by the hepdl-prepared-v1 contract: images with one or two prongs."""
+    rng = np.random.default_rng(seed)
+    label = rng.integers(0, 2, n)
+    yy, xx = np.mgrid[0:8, 0:8].astype(np.float32)
+    img = np.zeros((n, 2, 8, 8), np.float32)
+    img[:, 0] = np.exp(-((yy - 4) ** 2 + (xx - 4) ** 2) / 2.0)[None] * rng.uniform(0.5, 1.5, (n, 1, 1))
+    img[:, 0] += label[:, None, None] * np.exp(-((yy - 2) ** 2 + (xx - 6) ** 2) / 2.0)[None]
+    img[:, 1] = img[:, 0] * rng.uniform(0, 1, (n, 1, 1))
+    arrays = {
+        "jet_images": img.astype(np.float32),
+        "expert": np.stack([60 + 25 * label + rng.normal(0, 10, n), rng.uniform(0, 1, n)], 1).astype(np.float32),
+        "jet_pt": rng.uniform(300, 400, n).astype(np.float32),
+        "jet_mass": rng.uniform(50, 100, n).astype(np.float32),
+        "label": np.full(n, -1, np.int64) if unlabelled else label.astype(np.int64),
+        "weight": np.ones(n, np.float32),
+        "split": rng.choice(np.array([0, 1, 2], np.uint8), n, p=[0.6, 0.2, 0.2]),
+    }
+    os.makedirs(path)
+    for k, v in arrays.items():
+        np.save(os.path.join(path, f"{k}.npy"), v)
+    meta = {"format": "hepdl-prepared-v1", "task": "jets", "n_entries": n,
+            "arrays": {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in arrays.items()},
+            "feature_names": {"expert": EXPERT}, "spec": {"task": "jets", "image": {"size": [8, 8], "channels": CHANNELS},
+                                                         "expert": {"features": EXPERT}},
+            "fields": {}, "source": {"path": f"{os.path.basename(path)}.root", "domain": "data" if unlabelled else "sim"},
+            "split": {"seed": seed}}
+    with open(os.path.join(path, "meta.json"), "w") as f:
+        json.dump(meta, f)
+    return arrays
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ae")
+    shards = [str(root / "prep_0"), str(root / "prep_1"), str(root / "data_0")]
+    arrays = [write_shard(shards[0], 160, 1), write_shard(shards[1], 160, 2), write_shard(shards[2], 80, 3, unlabelled=True)]
+    settings = root / "ae.json"
+    settings.write_text(json.dumps({
+        "objective": "autoencode", "epochs": 2, "batch_size": 32, "device": "cpu", "progress": "never",
+        "model": {"name": "jet_image_autoencoder", "channels": [4, 8], "latent_dim": 3, "noise_std": 0.1},
+    }))
+    out = root / "ae_model"
+    # sim and (unlabelled, label -1) data shards together: labels play no part in the loss
+    assert main(["train", "--shards", *shards, "--output", str(out), "--settings", str(settings)]) == 0
+    return root, shards, arrays, out
+
+
+def test_train_cli_autoencode_writes_reconstruction_error_scores(trained):
+    root, shards, _, out = trained
+    model, info = load_model_file(out / "model.pt")
+    assert info["architecture"]["name"] == "jet_image_autoencoder"
+    assert info["architecture"]["image_size"] == [8, 8] and info["architecture"]["in_channels"] == 2
+    scores = np.load(out / "test_scores.npz")
+    test = PreparedDataset(shards, "test", ("jet_images",))
+    assert len(scores["score"]) == len(test) and scores["code"].shape == (len(test), 3)
+    table = encode(model, test.numpy("jet_images"))
+    np.testing.assert_allclose(scores["score"], table[:, 3], rtol=1e-4, atol=1e-7)  # score = recon_mse column
+    assert -1 in scores["label"]  # the data entries were scored too
+    train_info = json.loads((out / "train_info.json").read_text())
+    assert train_info["n_train"] == len(PreparedDataset(shards, "train", ("label",)))
+
+
+def test_features_aligned_with_events_and_bdt_reads_them(trained, tmp_path):
+    _, shards, arrays, out = trained
+    feat = tmp_path / "feat"
+    assert main(["features", "--model", str(out / "model.pt"), "--shards", *shards, "--output", str(feat),
+                 "--with-expert", "--friend", "--plots", str(tmp_path / "plots")]) == 0
+    model, _ = load_model_file(out / "model.pt")
+    names = feature_names(model, CHANNELS) + EXPERT
+    for shard, a in zip(shards, arrays, strict=True):
+        fdir = feat / os.path.basename(shard)
+        meta = json.loads((fdir / "meta.json").read_text())
+        assert meta["feature_names"]["ae_features"] == names
+        table = np.load(fdir / "ae_features.npy")
+        n = len(a["label"])
+        assert table.shape == (n, len(names)) and meta["n_entries"] == n
+        # same entries, same order: row i is the encoding of input entry i, expert columns copied
+        np.testing.assert_allclose(table[:, : -len(EXPERT)], encode(model, a["jet_images"]), rtol=1e-4, atol=1e-6)
+        np.testing.assert_array_equal(table[:, -len(EXPERT):], a["expert"])
+        for key in ("label", "weight", "split", "jet_pt", "jet_mass"):
+            np.testing.assert_array_equal(np.load(fdir / f"{key}.npy"), a[key])
+        with uproot.open(fdir / "ae_features.root") as f:
+            tree = f["ae_features"]
+            assert tree.num_entries == n
+            np.testing.assert_allclose(tree["recon_mse"].array(library="np"), table[:, names.index("recon_mse")])
+    # the region errors average to the total (core and periphery partition the image)
+    t = np.load(feat / "prep_0" / "ae_features.npy")
+    i = names.index
+    assert np.all(t[:, i("recon_mse")] >= 0)
+    assert np.all(np.minimum(t[:, i("recon_mse_core")], t[:, i("recon_mse_periphery")]) <= t[:, i("recon_mse")] + 1e-7)
+    np.testing.assert_allclose(t[:, [i(f"recon_mse_{c}") for c in CHANNELS]].mean(1), t[:, i("recon_mse")], rtol=1e-4)
+    for png in ("ae_average_images.png", "ae_latent_pca.png", "ae_reconstruction_error.png"):
+        assert (tmp_path / "plots" / png).stat().st_size > 1000
+    # XGBoost on the autoencoder features, split taken over from the prepared shards
+    sim = [str(feat / "prep_0"), str(feat / "prep_1")]
+    assert main(["bdt", "--shards", *sim, "--array", "ae_features", "--output", str(tmp_path / "bdt"), "--seed", "1",
+                 "--n-estimators", "30"]) == 0
+    scores = np.load(tmp_path / "bdt" / "test_scores.npz")
+    test = PreparedDataset([shards[0], shards[1]], "test", ("label",))
+    np.testing.assert_array_equal(scores["label"], test.numpy("label"))
+
+
+def test_features_refuse_non_autoencoder_and_leave_nothing(trained, tmp_path):
+    root, shards, _, _ = trained
+    cnn_settings = root / "cnn.json"
+    cnn_settings.write_text(json.dumps({"epochs": 1, "device": "cpu", "progress": "never",
+                                        "model": {"name": "jet_cnn", "channels": [4, 8]}}))
+    assert main(["train", "--shards", shards[0], "--output", str(tmp_path / "cnn"), "--settings", str(cnn_settings)]) == 0
+    assert main(["features", "--model", str(tmp_path / "cnn" / "model.pt"), "--shards", shards[0],
+                 "--output", str(tmp_path / "feat")]) == 2
+    assert not (tmp_path / "feat" / "prep_0").exists()
+
+
+def test_train_cli_init_body_from_and_anomaly_mode(trained, tmp_path, capsys):
+    root, shards, _, out = trained
+    good = root / "pre.json"
+    good.write_text(json.dumps({"epochs": 1, "device": "cpu", "progress": "never", "init_body_from": str(out / "model.pt"),
+                                "model": {"name": "jet_cnn", "channels": [4, 8]}}))
+    assert main(["train", "--shards", *shards[:2], "--output", str(tmp_path / "pre"), "--settings", str(good)]) == 0
+    bad = root / "bad.json"
+    bad.write_text(json.dumps({"epochs": 1, "device": "cpu", "init_body_from": str(out / "model.pt"),
+                               "model": {"name": "jet_cnn", "channels": [4, 16]}}))
+    assert main(["train", "--shards", *shards[:2], "--output", str(tmp_path / "bad"), "--settings", str(bad)]) == 2
+    assert "init_body_from" in capsys.readouterr().err
+    anomaly = root / "anomaly.json"
+    anomaly.write_text(json.dumps({"objective": "autoencode", "epochs": 1, "device": "cpu", "progress": "never",
+                                   "train_classes": [0], "model": {"name": "jet_image_autoencoder", "channels": [4, 8]}}))
+    assert main(["train", "--shards", *shards[:2], "--output", str(tmp_path / "an"), "--settings", str(anomaly)]) == 0
+    info = json.loads((tmp_path / "an" / "train_info.json").read_text())
+    label = PreparedDataset(shards[:2], "train", ("label",)).numpy("label")
+    assert info["n_train"] == int(np.sum(label == 0)) < len(label)
+    assert "test_anomaly_auc" in info["metrics"]
+
+
+def test_pca_projection_finds_the_main_direction():
+    rng = np.random.default_rng(0)
+    x = np.outer(rng.normal(size=500), [3.0, 4.0, 0.0]) + 0.01 * rng.normal(size=(500, 3))
+    proj, ratio = pca_projection(x)
+    assert proj.shape == (500, 2) and ratio[0] > 0.99
+    np.testing.assert_allclose(np.abs(np.corrcoef(proj[:, 0], x[:, 0])[0, 1]), 1, atol=1e-3)
