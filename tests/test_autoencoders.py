@@ -9,7 +9,12 @@ import torch
 
 from hepdl.errors import ConfigError, HepdlError
 from hepdl.models import JetCNN, build_model, save_model
-from hepdl.models.autoencoders import DenseAutoencoder, JetImageAutoencoder, copy_encoder_into_cnn, init_body_from
+from hepdl.models.autoencoders import (
+    DenseAutoencoder,
+    JetImageAutoencoder,
+    copy_encoder_into_cnn,
+    init_body_from,
+)
 from hepdl.train import ArrayDataset, TrainSettings, train
 from hepdl.train.objectives import Autoencode, make_objective
 from hepdl.train.selection import SubsetDataset, select_training_entries
