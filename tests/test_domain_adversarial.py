@@ -256,3 +256,62 @@ def test_finetune_freezes_body_then_unfreezes_with_lower_lr(tmp_path):
     # epoch 3: the body learns, at a tenth of the learning rate
     assert not all(torch.equal(snapshots[2][k], body0[k]) for k in body0)
     assert lrs[:2] == [1e-2, 1e-2] and lrs[2] == pytest.approx(1e-3)
+
+
+# ---------------------------------------------------------------- hepdl train wiring
+
+
+def _toy_shard(path, n: int, shift: float, seed: int, domain: str) -> None:
+    import json
+    import os
+
+    d = toy_images(n, shift, seed)
+    os.makedirs(path)
+    split = np.array([0, 0, 0, 1, 2], np.uint8)[np.arange(n) % 5]
+    arrays = {**d, "split": split}
+    for name, a in arrays.items():
+        np.save(os.path.join(path, f"{name}.npy"), a)
+    meta = {"format": "hepdl-prepared-v1", "task": "jets", "n_entries": n,
+            "arrays": {k: {"shape": list(a.shape), "dtype": str(a.dtype)} for k, a in arrays.items()},
+            "feature_names": {}, "spec": {"channels": ["calo_et"]}, "fields": {},
+            "source": {"path": f"{domain}.root", "tree": "events", "entries": n, "domain": domain},
+            "split": {"seed": 1, "fractions": [0.6, 0.2, 0.2]}, "hepdl_version": "test"}
+    with open(os.path.join(path, "meta.json"), "w") as f:
+        json.dump(meta, f)
+
+
+def test_train_cli_adapt_and_finetune(tmp_path):
+    import json
+
+    from hepdl.cli import main
+
+    _toy_shard(tmp_path / "sim" / "s0", 300, 0.0, 40, "sim")
+    _toy_shard(tmp_path / "data" / "d0", 200, 1.0, 41, "data")
+    base = {"name": "jet_cnn", "channels": [4], "head": [4]}
+    common = {"epochs": 2, "batch_size": 32, "progress": "never", "log_epochs": False}
+    (tmp_path / "dann.json").write_text(json.dumps(
+        {**common, "objective": "adapt", "model": {"name": "domain_adversarial", "base": base, "domain_hidden": 8}}))
+    rc = main(["train", "--shards", str(tmp_path / "sim"), "--data-shards", str(tmp_path / "data"),
+               "--output", str(tmp_path / "dann"), "--settings", str(tmp_path / "dann.json"), "--device", "cpu"])
+    assert rc == 0
+    model, info = load_model_file(tmp_path / "dann" / "model.pt")
+    assert isinstance(model, DomainAdversarial) and info["architecture"]["base"]["in_channels"] == 1
+    assert info["provenance"]["data_shards"][0].endswith("d0")
+    train_info = json.loads((tmp_path / "dann" / "train_info.json").read_text())
+    assert train_info["n_train"] == 180 + 120  # sim train split + data train split
+    # a plain model config is wrapped; without --data-shards, adapt is refused
+    (tmp_path / "plain.json").write_text(json.dumps({**common, "objective": "adapt", "model": base}))
+    assert main(["train", "--shards", str(tmp_path / "sim"), "--output", str(tmp_path / "x"),
+                 "--settings", str(tmp_path / "plain.json"), "--device", "cpu"]) == 2
+
+    # fine-tune the adapted network on a small labelled control sample of the data
+    (tmp_path / "ft.json").write_text(json.dumps(
+        {**common, "epochs": 2, "objective": "finetune", "finetune_from": str(tmp_path / "dann" / "model.pt"),
+         "freeze_body_epochs": 1, "max_train_entries": 50}))
+    rc = main(["train", "--shards", str(tmp_path / "data"), "--output", str(tmp_path / "ft"),
+               "--settings", str(tmp_path / "ft.json"), "--device", "cpu"])
+    assert rc == 0
+    ft_info = json.loads((tmp_path / "ft" / "train_info.json").read_text())
+    assert ft_info["n_train"] == 50
+    tuned, _ = load_model_file(tmp_path / "ft" / "model.pt")
+    assert not torch.equal(tuned.head[-1].weight, model.head[-1].weight)
