@@ -38,7 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shards", nargs="+", required=True,
                    help="prepared shard directories (or directories holding shard directories)")
     p.add_argument("--output", required=True, help="output directory")
-    p.add_argument("--settings", help="JSON/YAML training settings (keys of hepdl.train.TrainSettings)")
+    p.add_argument("--settings", help="training settings (keys of hepdl.train.TrainSettings): a JSON/YAML file, or inline JSON")
     p.add_argument("--model", help="model name (jet_cnn, jet_mlp, ...), overriding settings' model.name")
     p.add_argument("--seed", type=int, help="overrides settings' seed")
     p.add_argument("--epochs", type=int, help="overrides settings' epochs")
@@ -125,6 +125,9 @@ def run(args: argparse.Namespace) -> int:
     meta = probe.meta
     task = meta.get("task", "jets")
     classes = list(meta.get("spec", {}).get("classes") or CLASSES.get(task, ["background", "signal"]))
+    if task == "neutrino":  # nu_tau CC is optional: as many outputs as the labels have classes
+        labels = probe.numpy("label")
+        classes = classes[: max(3, int(labels.max()) + 1)]
     if settings.objective in ("adapt", "finetune") or args.data_shards:  # DANN wrapper / pre-trained network
         from hepdl.cli.domain import adaptation_model
 
