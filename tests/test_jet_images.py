@@ -133,3 +133,18 @@ def test_bad_settings_raise():
         jet_images(eta, phi, e, np.zeros(1), np.zeros(1), channels=["calo_et", "trk_pt"])
     with pytest.raises(ConfigError, match="normalise"):
         jet_images(eta, phi, e, np.zeros(1), np.zeros(1), channels=["calo_et"], normalise="max")
+
+
+def test_jet_normalisation_keeps_charged_fraction_and_multiplicity():
+    rng = np.random.default_rng(4)
+    offsets, ets = two_prong(rng, n_jets=5)
+    calo = make_jets(offsets, ets, np.zeros(5), np.zeros(5))
+    trk_eta = ak.Array([rng.normal(0, 0.1, k) for k in (0, 3, 5, 1, 2)])
+    trk_phi = ak.Array([rng.normal(0, 0.1, k) for k in (0, 3, 5, 1, 2)])
+    trk_pt = ak.Array([rng.exponential(5, k) for k in (0, 3, 5, 1, 2)])
+    raw = jet_images(*calo, trk_pt=trk_pt, trk_eta=trk_eta, trk_phi=trk_phi, normalise="none")
+    norm = jet_images(*calo, trk_pt=trk_pt, trk_eta=trk_eta, trk_phi=trk_phi, normalise="jet")
+    calo_total = raw[:, 0].sum(axis=(1, 2))
+    np.testing.assert_allclose(norm[:, 0].sum(axis=(1, 2)), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(norm[:, 1].sum(axis=(1, 2)), raw[:, 1].sum(axis=(1, 2)) / calo_total, rtol=1e-5)
+    np.testing.assert_array_equal(norm[:, 2], raw[:, 2])  # track counts stay counts

@@ -65,7 +65,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     jets.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"))
     jets.add_argument("--half-width", type=float, help="image half-width in eta and phi (default 1.2)")
     jets.add_argument("--channels", nargs="+", help="image channels: calo_et trk_pt trk_count")
-    jets.add_argument("--normalise", choices=("sum", "none"))
+    jets.add_argument("--normalise", choices=("jet", "sum", "none"))
     jets.add_argument("--track-length", type=int, help="tracks kept per jet (default 30)")
     jets.add_argument("--track-sort", choices=("pt", "abs_d0"))
     jets.add_argument("--nsub-axes", choices=("onepass_kt", "kt", "cone"), help="N-subjettiness axes (default onepass_kt)")

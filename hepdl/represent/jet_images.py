@@ -31,7 +31,7 @@ from hepdl.represent.jagged import (
 
 CHANNELS = ("calo_et", "trk_pt", "trk_count")
 CENTRES = ("leading_subjet", "centroid")
-NORMALISATIONS = ("sum", "none")
+NORMALISATIONS = ("jet", "sum", "none")
 
 
 @dataclass(frozen=True)
@@ -162,18 +162,23 @@ def pixel_index(u: np.ndarray, v: np.ndarray, owner: np.ndarray, shape: Sequence
     return inside, (owner[inside] * height + row[inside]) * width + col[inside]
 
 
-def _fill(out: np.ndarray, channel: int, inside, flat, owner, w: np.ndarray, normalise: str) -> None:
+def _fill(out: np.ndarray, channel: int, inside, flat, owner, w: np.ndarray, divisor: np.ndarray | None) -> None:
+    """Scatter ``w`` into one channel; ``divisor`` (per jet) scales the weights first."""
     n, n_channels, height, width = out.shape
     w = w[inside]
-    if normalise == "sum":
+    if divisor is not None:
         # Normalising the weights before filling spares a pass over the dense images.
-        total = np.bincount(owner[inside], weights=w, minlength=n)
-        w = w / np.where(total > 0, total, 1.0)[owner[inside]]
+        w = w / divisor[owner[inside]]
     pixels = height * width
     index = flat + (flat // pixels) * ((n_channels - 1) * pixels) + channel * pixels
     # Jets light up ~100 of the ~1000 pixels: scatter the sparse sums (1-D add.at with
     # matching dtypes is numpy's fast path), never a dense temporary.
     np.add.at(out.reshape(-1), index, w.astype(out.dtype, copy=False))
+
+
+def _channel_total(inside, owner, w: np.ndarray, n: int) -> np.ndarray:
+    total = np.bincount(owner[inside], weights=w[inside], minlength=n)
+    return np.where(total > 0, total, 1.0)
 
 
 def jet_images(
@@ -192,15 +197,18 @@ def jet_images(
     centre: str = "leading_subjet",
     rotate: bool = True,
     flip: bool = True,
-    normalise: str = "sum",
+    normalise: str = "jet",
     subjet_radius: float = 0.3,
 ) -> np.ndarray:
     """Preprocessed jet images, ``(N, len(channels), H, W)`` float32.
 
     Towers are massless: ``E_T = E / cosh(eta)``. The frame (centre, rotation,
     flips) comes from the calorimeter towers and is applied to tracks too, so all
-    channels line up. ``normalise="sum"`` divides each channel of each image by its
-    own total (an empty channel stays zero); ``"none"`` keeps GeV / counts.
+    channels line up. ``normalise="jet"`` divides the calorimeter and track pT
+    channels by the image's calorimeter E_T and keeps track counts as counts, so the
+    charged fraction and the multiplicity (strong W-vs-QCD information) survive;
+    ``"sum"`` divides each channel by its own total (an empty channel stays zero);
+    ``"none"`` keeps GeV / counts.
     """
     for c in channels:
         if c not in CHANNELS:
@@ -223,9 +231,11 @@ def jet_images(
     frame, u, v = _frame_and_coordinates(x, y, et, counts, centre, rotate, flip, subjet_radius)
 
     out = np.zeros((n, len(channels), height, width), dtype=np.float32)
+    inside, flat = pixel_index(u, v, owner, (n, height, width), half_width)
+    jet_total = _channel_total(inside, owner, et, n) if normalise == "jet" else None
     if "calo_et" in channels:
-        inside, flat = pixel_index(u, v, owner, (n, height, width), half_width)
-        _fill(out, list(channels).index("calo_et"), inside, flat, owner, et, normalise)
+        divisor = _channel_total(inside, owner, et, n) if normalise == "sum" else jet_total
+        _fill(out, list(channels).index("calo_et"), inside, flat, owner, et, divisor)
     track_channels = [c for c in channels if c.startswith("trk_")]
     if track_channels:
         if trk_pt is None or trk_eta is None or trk_phi is None:
@@ -239,5 +249,9 @@ def jet_images(
         inside, flat = pixel_index(tu, tv, towner, (n, height, width), half_width)
         for c in track_channels:
             weight = tpt if c == "trk_pt" else np.ones_like(tpt)
-            _fill(out, list(channels).index(c), inside, flat, towner, weight, normalise)
+            if normalise == "sum":
+                divisor = _channel_total(inside, towner, weight, n)
+            else:
+                divisor = jet_total if (normalise == "jet" and c == "trk_pt") else None
+            _fill(out, list(channels).index(c), inside, flat, towner, weight, divisor)
     return out
