@@ -22,6 +22,8 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/generate.smk"
 include: "workflow/rules/prepare.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/autoencode.smk"
+include: "workflow/rules/adapt.smk"
 include: "workflow/rules/evaluate.smk"
 
 

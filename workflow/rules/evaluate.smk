@@ -1,6 +1,6 @@
 # Evaluation: metrics JSONs and plots per task, gathered into results/summary.json.
 
-JET_MODELS = ["cnn", "expert_bdt", "mass_bdt", "expert_mlp"]
+JET_MODELS = ["cnn", "expert_bdt", "mass_bdt", "expert_mlp", "track_rnn", "combined", "ae_xgboost", "ae_anomaly"]
 NEUTRINO_MODELS = ["cvn", "baseline_bdt"]
 
 
@@ -65,6 +65,9 @@ def metric_files():
     files = []
     if "jets" in TASKS:
         files += [f"{RESULTS}/jets/evaluation/{m}.json" for m in JET_MODELS]
+        files += [f"{RESULTS}/jets/evaluation/pretrained_cnn.json"]
+        if config["jets"]["data"] or not config["jets"]["sim"]:  # a data sample exists: generated or the user's
+            files += [f"{RESULTS}/jets/evaluation/domain/domain.json"]
     if "neutrino" in TASKS:
         files += [f"{RESULTS}/neutrino/evaluation/{m}.json" for m in NEUTRINO_MODELS]
     return files

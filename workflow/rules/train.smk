@@ -130,3 +130,28 @@ rule train_nu_baseline_bdt:
         " --output {params.outdir} --seed {SEED} --threads {threads}"
         " --n-estimators {params.xgb[n_estimators]} --max-depth {params.xgb[max_depth]}"
         " --learning-rate {params.xgb[learning_rate]} > {log} 2>&1"
+
+
+rule train_jet_tracks:
+    input:
+        shards=shards("jets", "sim"),
+    output:
+        model=f"{RESULTS}/jets/{{tagger}}/model.pt",
+        scores=f"{RESULTS}/jets/{{tagger}}/test_scores.npz",
+    wildcard_constraints:
+        tagger="track_rnn|combined",
+    params:
+        outdir=f"{RESULTS}/jets/{{tagger}}",
+        settings=lambda w: as_json(config["jets"][w.tagger]),
+        device=config["device"],
+    log:
+        f"{RESULTS}/logs/train_jet_{{tagger}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train_jet_{{tagger}}.tsv"
+    threads: 2
+    resources:
+        mem_mb=6000,
+        runtime=240,
+        gpu=1,
+    shell:
+        train_shell()
