@@ -221,3 +221,14 @@ def test_max_train_entries_is_a_seeded_subset():
         settings({"name": "x"}, max_train_entries=0)
     with pytest.raises(ConfigError, match="train_classes"):
         settings({"name": "x"}, train_classes=[])
+
+
+def test_relu_output_reconstructs_non_negative_images():
+    x = torch.as_tensor(blob_images(8)[0])
+    model = JetImageAutoencoder(**SMALL, output="relu").eval()
+    recon, _ = model(x)
+    assert recon.min() >= 0
+    linear = JetImageAutoencoder(**SMALL, output="linear").eval()
+    assert linear(x)[0].min() < 0  # a linear output layer does reach below zero at initialisation
+    with pytest.raises(ValueError, match="output"):
+        JetImageAutoencoder(**SMALL, output="sigmoid")

@@ -163,3 +163,23 @@ def test_pca_projection_finds_the_main_direction():
     proj, ratio = pca_projection(x)
     assert proj.shape == (500, 2) and ratio[0] > 0.99
     np.testing.assert_allclose(np.abs(np.corrcoef(proj[:, 0], x[:, 0])[0, 1]), 1, atol=1e-3)
+
+
+def test_label_efficiency_cli(trained, tmp_path):
+    root, shards, _, out = trained
+    cnn = root / "le_cnn.json"
+    cnn.write_text(json.dumps({"epochs": 1, "batch_size": 16, "device": "cpu", "progress": "never", "log_epochs": False,
+                               "model": {"name": "jet_cnn", "channels": [4, 8]}}))
+    assert main(["label-efficiency", "--shards", *shards[:2], "--settings", str(cnn), "--ae-model", str(out / "model.pt"),
+                 "--sizes", "20", "all", "--min-steps", "4", "--output", str(tmp_path / "le")]) == 0
+    result = json.loads((tmp_path / "le" / "pretrained_cnn.json").read_text())
+    n_all = len(PreparedDataset(shards[:2], "train", ("label",)))
+    assert result["task"] == "jets" and result["model"] == "pretrained_cnn"
+    assert result["n_train_sizes"] == [20, n_all]
+    for init in ("random", "pretrained"):
+        for n in (20, n_all):
+            assert 0 <= result[f"auc_{init}_{n}"] <= 1
+    assert result["auc"] == result[f"auc_pretrained_{n_all}"]
+    assert (tmp_path / "le" / "label_efficiency.png").stat().st_size > 1000
+    assert main(["label-efficiency", "--shards", *shards[:2], "--settings", str(cnn), "--ae-model", str(out / "model.pt"),
+                 "--sizes", "0", "--output", str(tmp_path / "le2")]) == 2

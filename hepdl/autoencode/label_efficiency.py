@@ -17,8 +17,14 @@ from hepdl.train.settings import TrainSettings
 
 def run_label_efficiency(
     shards: Sequence[str], settings: TrainSettings, autoencoder_path: str, sizes: Sequence[int | None],
+    *, min_steps: int = 0,
 ) -> dict[str, dict[int, float]]:
-    """``{"random": {n: auc}, "pretrained": {n: auc}}`` for each training-set size (None: all entries)."""
+    """``{"random": {n: auc}, "pretrained": {n: auc}}`` for each training-set size (None: all entries).
+
+    ``min_steps``: a small training set gets more epochs, so that every run takes at least this many
+    optimiser steps (early stopping still applies); otherwise a 200-jet run would stop after a few
+    dozen steps, and the comparison would measure the step count rather than the initialisation.
+    """
     from hepdl.cli.train import complete_model_config, model_input_keys
     from hepdl.evaluate.metrics import binary_metrics
     from hepdl.models import build_model
@@ -49,6 +55,9 @@ def run_label_efficiency(
             if run.init_body_from:
                 init_body_from(model, run.init_body_from)
             train_set = select_training_entries(full_train, run)
+            steps_per_epoch = max(len(train_set) // run.batch_size, 1)
+            if run.epochs * steps_per_epoch < min_steps:
+                run = dataclasses.replace(run, epochs=-(-min_steps // steps_per_epoch))
             result = train(model, train_set, val_set, run)
             scores = predict(result.model, test_set, objective=result.objective, device=result.device,
                              batch_size=run.eval_batch_size)["score"]

@@ -25,6 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sizes", nargs="+", default=["200", "1000", "all"], help="training-set sizes, or 'all'")
     p.add_argument("--output", required=True, help="output directory")
     p.add_argument("--name", default="pretrained_cnn", help="model name in the metrics JSON (summary entry)")
+    p.add_argument("--min-steps", type=int, default=0,
+                   help="give small training sets more epochs, up to this many optimiser steps (default 0: off)")
     p.add_argument("--seed", type=int, help="overrides settings' seed")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.set_defaults(func=run)
@@ -43,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     settings = load_settings(args.settings, {"seed": args.seed} if args.seed is not None else None)
     sizes = parse_sizes(args.sizes)
-    results = run_label_efficiency(shard_dirs(args.shards), settings, args.ae_model, sizes)
+    results = run_label_efficiency(shard_dirs(args.shards), settings, args.ae_model, sizes, min_steps=args.min_steps)
     os.makedirs(args.output, exist_ok=True)
     entry = summary_entry(results, args.name)
     write_json(os.path.join(args.output, f"{args.name}.json"), entry)

@@ -80,6 +80,8 @@ class JetImageAutoencoder(_AutoencoderMixin, nn.Module):
         latent_dim: size of the code.
         sparsity: L1 coefficient on the code (sparse autoencoder), applied by the objective.
         noise_std, input_dropout: denoising corruption in training mode.
+        output: "linear", or "relu" (jet images are non-negative: empty pixels are reconstructed as
+            exactly zero instead of a small offset that sums up over the large empty periphery).
         core_radius: radius (fraction of the image half-width) of the "core" region whose
             reconstruction error is reported separately from the periphery.
         n_outputs: filled in by the train CLI for every model; unused (an autoencoder has no class outputs).
@@ -105,6 +107,7 @@ class JetImageAutoencoder(_AutoencoderMixin, nn.Module):
         noise_std: float = 0.0,
         input_dropout: float = 0.0,
         core_radius: float = 0.35,
+        output: str = "linear",
         n_outputs: int = 1,
         seed: int = 0,
     ) -> None:
@@ -119,6 +122,8 @@ class JetImageAutoencoder(_AutoencoderMixin, nn.Module):
             raise ValueError("channels must list at least one conv block")
         if latent_dim < 1:
             raise ValueError(f"latent_dim must be >= 1, not {latent_dim}")
+        if output not in ("linear", "relu"):
+            raise ValueError(f"output must be 'linear' or 'relu', not {output!r}")
         for key, value in (("sparsity", sparsity), ("noise_std", noise_std)):
             if value < 0:
                 raise ValueError(f"{key} must be >= 0, not {value}")
@@ -130,7 +135,7 @@ class JetImageAutoencoder(_AutoencoderMixin, nn.Module):
             "channels": [int(c) for c in channels], "kernel_size": int(kernel_size), "pool": pool, "norm": norm,
             "conv_dropout": float(conv_dropout), "latent_dim": int(latent_dim), "sparsity": float(sparsity),
             "noise_std": float(noise_std), "input_dropout": float(input_dropout),
-            "core_radius": float(core_radius), "n_outputs": int(n_outputs), "seed": int(seed),
+            "core_radius": float(core_radius), "output": output, "n_outputs": int(n_outputs), "seed": int(seed),
         }
         self.sparsity, self.noise_std, self.input_dropout = float(sparsity), float(noise_std), float(input_dropout)
         self.latent_dim = int(latent_dim)
@@ -197,6 +202,8 @@ class JetImageAutoencoder(_AutoencoderMixin, nn.Module):
         """Reconstruction in standardised units ``(N, C, H, W)``."""
         z = F.relu(self.from_code(code)).view(-1, *self._feature_shape)
         out = self.to_image(self.decoder_body(z))
+        if self.config["output"] == "relu":
+            out = F.relu(out)
         if tuple(out.shape[-2:]) != self.image_size:  # pooling floored an odd size
             out = F.interpolate(out, size=self.image_size, mode="nearest")
         return out
