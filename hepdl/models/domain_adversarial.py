@@ -85,6 +85,10 @@ class DomainAdversarial(nn.Module):
             and ``body_dim``.
         domain_hidden: widths of the domain head's hidden layers (an int for one layer).
         domain_dropout: dropout in the domain head.
+        domain_norm: standardise the features at the domain head's input (batch norm without
+            affine parameters), so the adversary sees every feature direction at the same scale,
+            as an offline domain classifier on standardised features does; without it, a domain
+            difference hidden in low-variance features goes almost unseen by the adversary.
         seed: initialisation seed of the domain head (the base keeps its own seed).
 
     ``forward(*inputs)`` gives the label logits (as the base model does);
@@ -99,6 +103,7 @@ class DomainAdversarial(nn.Module):
         base: Mapping[str, Any],
         domain_hidden: int | Sequence[int] = 64,
         domain_dropout: float = 0.0,
+        domain_norm: bool = False,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -113,11 +118,14 @@ class DomainAdversarial(nn.Module):
         hidden = [int(domain_hidden)] if isinstance(domain_hidden, int) else [int(h) for h in domain_hidden]
         self.config = {
             "name": "domain_adversarial", "base": dict(self.base.config), "domain_hidden": hidden,
-            "domain_dropout": float(domain_dropout), "seed": int(seed),
+            "domain_dropout": float(domain_dropout), "domain_norm": bool(domain_norm), "seed": int(seed),
         }
         self.reversal = GradientReversal(0.0)
-        self.domain_head = dense_head(int(self.base.body_dim), hidden, 1, float(domain_dropout))
-        initialise_weights(self.domain_head, int(seed), output_layers=(self.domain_head[-1],))
+        head = dense_head(int(self.base.body_dim), hidden, 1, float(domain_dropout))
+        initialise_weights(head, int(seed), output_layers=(head[-1],))
+        if domain_norm:
+            head = nn.Sequential(nn.BatchNorm1d(int(self.base.body_dim), affine=False), *head)
+        self.domain_head = head
         self.n_outputs = int(getattr(self.base, "n_outputs", 1))
         # the engine, scoring and export read these off the model
         self.input_key = self.base.input_key
