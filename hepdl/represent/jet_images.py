@@ -197,17 +197,18 @@ def jet_images(
     centre: str = "leading_subjet",
     rotate: bool = True,
     flip: bool = True,
-    normalise: str = "jet",
+    normalise: str = "sum",
     subjet_radius: float = 0.3,
 ) -> np.ndarray:
     """Preprocessed jet images, ``(N, len(channels), H, W)`` float32.
 
     Towers are massless: ``E_T = E / cosh(eta)``. The frame (centre, rotation,
     flips) comes from the calorimeter towers and is applied to tracks too, so all
-    channels line up. ``normalise="jet"`` divides the calorimeter and track pT
-    channels by the image's calorimeter E_T and keeps track counts as counts, so the
-    charged fraction and the multiplicity (strong W-vs-QCD information) survive;
-    ``"sum"`` divides each channel by its own total (an empty channel stays zero);
+    channels line up. ``normalise="sum"`` (the default) divides each channel by its
+    own total (an empty channel stays zero); ``"jet"`` divides the calorimeter and
+    track pT channels by the image's calorimeter E_T and keeps track counts as
+    counts, so that charged fraction and multiplicity survive (on the default sample
+    it trained a worse CNN: validation AUC 0.84 against 0.905 with "sum");
     ``"none"`` keeps GeV / counts.
     """
     for c in channels:

@@ -41,7 +41,7 @@ def default_jet_spec() -> dict[str, Any]:
             "centre": "leading_subjet",
             "rotate": True,
             "flip": True,
-            "normalise": "jet",
+            "normalise": "sum",
             "subjet_radius": 0.3,
         },
         "tracks": {"length": 30, "sort_by": "pt", "features": list(TRACK_FEATURES)},
