@@ -15,21 +15,37 @@ __all__ = [
     "ConfigError",
     "HepdlError",
     "InputError",
+    "PreparedDataset",
     "TrainedModel",
     "__version__",
     "describe_file",
     "export_onnx",
     "iterate_events",
+    "jet_images",
+    "jet_representation",
     "load_model",
+    "neutrino_representation",
+    "nsubjettiness",
+    "pixel_maps",
+    "prepare_file",
     "read_events",
     "score_file",
+    "track_sequences",
     "write_friend",
     "write_tree",
 ]
 
-# Scoring and export need torch; import them on first use so that ``import hepdl``
-# and ``hepdl --help`` stay fast.
+# Representations, scoring and export need fastjet and torch; import them on first use
+# so that ``import hepdl`` and ``hepdl --help`` stay fast.
 _LAZY = {
+    "PreparedDataset": "hepdl.represent",
+    "jet_images": "hepdl.represent",
+    "jet_representation": "hepdl.represent",
+    "neutrino_representation": "hepdl.represent",
+    "nsubjettiness": "hepdl.represent",
+    "pixel_maps": "hepdl.represent",
+    "prepare_file": "hepdl.represent",
+    "track_sequences": "hepdl.represent",
     "TrainedModel": "hepdl.scoring",
     "load_model": "hepdl.scoring",
     "score_file": "hepdl.scoring",
