@@ -54,20 +54,59 @@ def segment_argmax(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
     if not values.size:
         return out
     starts = offsets_of(counts)[:-1][nonempty]
-    top = np.full(n, -np.inf)
+    top = np.full(n, -np.inf, dtype=np.result_type(values.dtype, np.float32))
     top[nonempty] = np.maximum.reduceat(values, starts)
-    owner = owner_index(counts)
-    cand = np.where(values == top[owner], np.arange(values.size), values.size)
-    out[nonempty] = np.minimum.reduceat(cand, starts)
+    # The first flat position equal to its entry's maximum lies in that entry (it holds its
+    # maximum), so a search over the sorted hit positions finds it: no per-element select.
+    hits = np.flatnonzero(values == np.repeat(top, counts))
+    found = np.searchsorted(hits, starts)
+    ok = found < hits.size
+    first = np.where(ok, hits[np.minimum(found, hits.size - 1)], -1) if hits.size else np.full(starts.size, -1)
+    # An entry whose maximum is NaN matches nowhere: report its first element, as before.
+    bad = (first < 0) | (first >= starts + counts[nonempty])
+    out[nonempty] = np.where(bad, starts, first)
     return out
 
 
 def wrap_phi(dphi: np.ndarray) -> np.ndarray:
     """Map an azimuthal difference of two angles in [-pi, pi] (so within +-2 pi) into [-pi, pi]."""
-    # Two selects are several times faster than a floating modulo on large arrays.
-    two_pi = 2 * np.pi
-    out = np.where(dphi > np.pi, dphi - two_pi, dphi)
-    return np.where(out < -np.pi, out + two_pi, out)
+    # Adding a masked multiple of 2 pi vectorises fully; ``np.where`` and a floating modulo
+    # cost ~10x more. Adding an exact zero elsewhere leaves those values bit-identical.
+    dphi = np.asarray(dphi)
+    two_pi = np.asarray(2 * np.pi, dtype=dphi.dtype if dphi.dtype.kind == "f" else np.float64)
+    out = dphi - (dphi > np.pi) * two_pi
+    return out + (out < -np.pi) * two_pi
+
+
+def segment_total(values: np.ndarray, counts: np.ndarray, dtype=np.float64) -> np.ndarray:
+    """Sum of each entry's contiguous run of ``values`` (``counts`` long, in order); 0 for empty entries.
+
+    ``np.add.reduceat`` over the contiguous runs is ~10x faster than ``np.bincount`` on an
+    owner index. The sum is accumulated in ``dtype``.
+    """
+    n = len(counts)
+    if not values.size:
+        return np.zeros(n, dtype=dtype)
+    starts = offsets_of(counts)[:-1]
+    nonempty = counts > 0
+    if nonempty.all():
+        return np.add.reduceat(values, starts, dtype=dtype)
+    # reduceat gives a neighbour's value for an empty run: reduce over the non-empty ones only.
+    out = np.zeros(n, dtype=dtype)
+    out[nonempty] = np.add.reduceat(values, starts[nonempty], dtype=dtype)
+    return out
+
+
+def _sortable_bits(key: np.ndarray) -> np.ndarray:
+    """Unsigned integers ordered like the float32 ``key`` (IEEE sign-magnitude made monotone)."""
+    bits = (key + np.float32(0.0)).view(np.uint32)  # + 0.0 turns -0.0 into 0.0: they compare equal
+    flip = (bits.view(np.int32) >> 31).view(np.uint32) | np.uint32(0x80000000)
+    return bits ^ flip
+
+
+def _stable_argsort(values: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Refine ``order`` by a stable sort on ``values[order]`` (uint16 sorts are radix sorts)."""
+    return order[np.argsort(values[order], kind="stable")]
 
 
 def rank_within(key: np.ndarray, owner: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -76,7 +115,15 @@ def rank_within(key: np.ndarray, owner: np.ndarray, counts: np.ndarray) -> tuple
     ``order`` is the permutation of flat elements; ``rank[j]`` is the position of
     element ``order[j]`` within its owner (0 for the smallest key).
     """
-    if key.size:
+    if key.size and key.dtype == np.float32 and len(counts) <= 1 << 16 and not np.isnan(key).any():
+        # LSD radix sort: two stable 16-bit passes on the key, one on the owner. Stable uint16
+        # sorts are O(n) radix sorts in numpy, ~5x faster than one comparison sort; ties keep
+        # flat order, as a stable sort on (owner, key) does.
+        bits = _sortable_bits(key)
+        order = np.argsort((bits & np.uint32(0xFFFF)).astype(np.uint16), kind="stable")
+        order = _stable_argsort((bits >> np.uint32(16)).astype(np.uint16), order)
+        order = _stable_argsort(owner.astype(np.uint16), order)
+    elif key.size:
         # One float sort key (owner + key scaled into [0, 0.5]) sorts ~2x faster than lexsort;
         # float64 keeps ~1e-9 relative resolution of the key for up to millions of owners.
         lo, hi = float(key.min()), float(key.max())

@@ -23,9 +23,8 @@ import numpy as np
 from hepdl.errors import ConfigError
 from hepdl.represent.jagged import (
     flat_content,
-    owner_index,
     segment_argmax,
-    segment_sum,
+    segment_total,
     wrap_phi,
 )
 
@@ -56,12 +55,18 @@ class JetFrame:
         v = self.d[owner] * x + self.e[owner] * y + self.f[owner]
         return u, v
 
+    def apply_runs(self, x: np.ndarray, y: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`apply` for constituents stored contiguously per jet, ``counts`` per jet."""
+        # np.repeat of the per-jet coefficients is ~5x faster than gathering them by owner.
+        a, b, c, d, e, f = (np.repeat(q, counts) for q in (self.a, self.b, self.c, self.d, self.e, self.f))
+        return a * x + b * y + c, d * x + e * y + f
 
-def _weighted_centroid(x, y, w, owner, n, select, fallback_x, fallback_y):
-    ws = np.where(select, w, 0)
-    sw = segment_sum(ws, owner, n)
-    sx = segment_sum(ws * x, owner, n)
-    sy = segment_sum(ws * y, owner, n)
+
+def _weighted_centroid(x, y, w, counts, select, fallback_x, fallback_y):
+    ws = w * select  # w where selected, else 0: a product vectorises, np.where does not
+    sw = segment_total(ws, counts)
+    sx = segment_total(ws * x, counts)
+    sy = segment_total(ws * y, counts)
     ok = sw > 0
     safe = np.where(ok, sw, 1.0)
     return np.where(ok, sx / safe, fallback_x), np.where(ok, sy / safe, fallback_y)
@@ -71,9 +76,13 @@ def _frame_and_coordinates(x, y, w, counts, centre, rotate, flip, subjet_radius)
     if centre not in CENTRES:
         raise ConfigError(f"image centre must be one of {CENTRES}, not {centre!r}")
     n = len(counts)
-    owner = owner_index(counts)
     r2 = subjet_radius**2
     zeros = np.zeros(n)
+
+    def spread(per_jet):
+        # Constituents are contiguous per jet: np.repeat is ~5x faster than gathering by owner.
+        return np.repeat(per_jet.astype(x.dtype, copy=False), counts)
+
     # Offsets are taken about the jet axis with phi wrapped once, so every difference
     # below is between points of one jet and needs no further wrapping.
     h1 = segment_argmax(w, counts)
@@ -81,32 +90,34 @@ def _frame_and_coordinates(x, y, w, counts, centre, rotate, flip, subjet_radius)
     pick = np.maximum(h1, 0)
     seed1x = np.where(has1, x[pick] if x.size else 0.0, 0.0)
     seed1y = np.where(has1, y[pick] if y.size else 0.0, 0.0)
-    in1 = (x - seed1x[owner].astype(x.dtype)) ** 2 + (y - seed1y[owner].astype(y.dtype)) ** 2 < r2
-    ax1x, ax1y = _weighted_centroid(x, y, w, owner, n, in1, seed1x, seed1y)
+    in1 = (x - spread(seed1x)) ** 2 + (y - spread(seed1y)) ** 2 < r2
+    ax1x, ax1y = _weighted_centroid(x, y, w, counts, in1, seed1x, seed1y)
     if centre == "centroid":
-        x0, y0 = _weighted_centroid(x, y, w, owner, n, True, zeros, zeros)
+        x0, y0 = _weighted_centroid(x, y, w, counts, True, zeros, zeros)
     else:
         x0, y0 = ax1x, ax1y
 
-    rest = np.where(in1 | (w <= 0), -np.inf, w)
+    rest = w.copy()
+    rest[in1 | (w <= 0)] = -np.inf
     h2 = segment_argmax(rest, counts)
     pick = np.maximum(h2, 0)
     has2 = (h2 >= 0) & (np.isfinite(rest[pick]) if x.size else False)
     seed2x = np.where(has2, x[pick] if x.size else 0.0, 0.0)
     seed2y = np.where(has2, y[pick] if y.size else 0.0, 0.0)
-    in2 = ~in1 & ((x - seed2x[owner].astype(x.dtype)) ** 2 + (y - seed2y[owner].astype(y.dtype)) ** 2 < r2)
-    ax2x, ax2y = _weighted_centroid(x, y, w, owner, n, in2, seed2x, seed2y)
+    in2 = ~in1 & ((x - spread(seed2x)) ** 2 + (y - spread(seed2y)) ** 2 < r2)
+    ax2x, ax2y = _weighted_centroid(x, y, w, counts, in2, seed2x, seed2y)
 
     theta = np.arctan2(ax2y - y0, ax2x - x0)
     if not has2.all():
         # Principal axis of the E_T distribution about the centre, for one-prong jets.
-        dx = x - x0[owner].astype(x.dtype)
-        dy = y - y0[owner].astype(y.dtype)
-        sw = segment_sum(w, owner, n)
+        dx = x - spread(x0)
+        dy = y - spread(y0)
+        sw = segment_total(w, counts)
         sw = np.where(sw > 0, sw, 1.0)
-        cxx = segment_sum(w * dx * dx, owner, n) / sw
-        cyy = segment_sum(w * dy * dy, owner, n) / sw
-        cxy = segment_sum(w * dx * dy, owner, n) / sw
+        wdx = w * dx
+        cxx = segment_total(wdx * dx, counts) / sw
+        cyy = segment_total(w * dy * dy, counts) / sw
+        cxy = segment_total(wdx * dy, counts) / sw
         theta = np.where(has2, theta, 0.5 * np.arctan2(2 * cxy, cxx - cyy))
 
     # Rotate by alpha so that direction theta ends up at -pi/2 (straight down).
@@ -115,19 +126,19 @@ def _frame_and_coordinates(x, y, w, counts, centre, rotate, flip, subjet_radius)
     a, b, c = cos, -sin, -(cos * x0 - sin * y0)
     d, e, f = sin, cos, -(sin * x0 + cos * y0)
     frame = JetFrame(*(q.astype(x.dtype) for q in (a, b, c, d, e, f)), has_second=has2)
-    u, v = frame.apply(x, y, owner)
+    u, v = frame.apply_runs(x, y, counts)
     if not flip:
         return frame, u, v
-    flip_x = np.where(segment_sum(w * np.sign(u), owner, n) < 0, -1.0, 1.0)
+    flip_x = np.where(segment_total(w * np.sign(u), counts) < 0, -1.0, 1.0)
     # The principal axis has no preferred sense: put the heavier half down, like a second subjet.
-    flip_y = np.where(~has2 & (segment_sum(w * np.sign(v), owner, n) > 0), -1.0, 1.0)
+    flip_y = np.where(~has2 & (segment_total(w * np.sign(v), counts) > 0), -1.0, 1.0)
     frame = JetFrame(
         *(q.astype(x.dtype) for q in (a * flip_x, b * flip_x, c * flip_x, d * flip_y, e * flip_y, f * flip_y)),
         has_second=has2,
     )
     if not (flip_x < 0).any() and not (flip_y < 0).any():
         return frame, u, v
-    return frame, u * flip_x[owner].astype(u.dtype), v * flip_y[owner].astype(v.dtype)
+    return frame, u * spread(flip_x), v * spread(flip_y)
 
 
 def jet_frame(
@@ -162,22 +173,36 @@ def pixel_index(u: np.ndarray, v: np.ndarray, owner: np.ndarray, shape: Sequence
     return inside, (owner[inside] * height + row[inside]) * width + col[inside]
 
 
-def _fill(out: np.ndarray, channel: int, inside, flat, owner, w: np.ndarray, divisor: np.ndarray | None) -> None:
-    """Scatter ``w`` into one channel; ``divisor`` (per jet) scales the weights first."""
-    n, n_channels, height, width = out.shape
-    w = w[inside]
-    if divisor is not None:
-        # Normalising the weights before filling spares a pass over the dense images.
-        w = w / divisor[owner[inside]]
-    pixels = height * width
-    index = flat + (flat // pixels) * ((n_channels - 1) * pixels) + channel * pixels
+def _pixel_slots(u, v, counts, shape: Sequence[int], half_width: float):
+    """``(inside, slot)``: which constituents fall in the image, and their flat index into
+    ``out.reshape(-1)`` for channel 0 of an ``(N, C, H, W)`` output (add ``c * H * W`` for channel c)."""
+    n, n_channels, height, width = shape
+    tcol = (u + half_width) * (width / (2 * half_width))
+    trow = (v + half_width) * (height / (2 * half_width))
+    # floor(t) lies in [0, W) exactly when t does; for t >= 0 truncation is floor.
+    inside = (tcol >= 0) & (tcol < width) & (trow >= 0) & (trow < height)
+    jet_base = np.repeat(np.arange(n, dtype=np.int64) * (n_channels * height * width), counts)
+    slot = jet_base[inside] + trow[inside].astype(np.int64) * width + tcol[inside].astype(np.int64)
+    return inside, slot
+
+
+def _scatter(out: np.ndarray, channel: int, slot: np.ndarray, w: np.ndarray) -> None:
     # Jets light up ~100 of the ~1000 pixels: scatter the sparse sums (1-D add.at with
     # matching dtypes is numpy's fast path), never a dense temporary.
-    np.add.at(out.reshape(-1), index, w.astype(out.dtype, copy=False))
+    height, width = out.shape[2:]
+    np.add.at(out.reshape(-1), slot + channel * height * width, w.astype(out.dtype, copy=False))
 
 
-def _channel_total(inside, owner, w: np.ndarray, n: int) -> np.ndarray:
-    total = np.bincount(owner[inside], weights=w[inside], minlength=n)
+def _weights(w: np.ndarray, inside: np.ndarray, counts: np.ndarray, divisor: np.ndarray | None) -> np.ndarray:
+    """Weights of the constituents inside the image; ``divisor`` (per jet) scales them first."""
+    if divisor is not None:
+        # Normalising the weights before filling spares a pass over the dense images.
+        w = w / np.repeat(divisor, counts)
+    return w[inside]
+
+
+def _channel_total(inside, counts, w: np.ndarray) -> np.ndarray:
+    total = segment_total(w * inside, counts)
     return np.where(total > 0, total, 1.0)
 
 
@@ -225,18 +250,18 @@ def jet_images(
     jet_eta = np.asarray(jet_eta, dtype=np.float32)
     jet_phi = np.asarray(jet_phi, dtype=np.float32)
     n = len(counts)
-    owner = owner_index(counts)
-    x = eta - jet_eta[owner]
-    y = wrap_phi(phi - jet_phi[owner])
+    x = eta - np.repeat(jet_eta, counts)
+    y = wrap_phi(phi - np.repeat(jet_phi, counts))
     et = e / np.cosh(eta)
     frame, u, v = _frame_and_coordinates(x, y, et, counts, centre, rotate, flip, subjet_radius)
 
-    out = np.zeros((n, len(channels), height, width), dtype=np.float32)
-    inside, flat = pixel_index(u, v, owner, (n, height, width), half_width)
-    jet_total = _channel_total(inside, owner, et, n) if normalise == "jet" else None
+    shape = (n, len(channels), height, width)
+    out = np.zeros(shape, dtype=np.float32)
+    inside, slot = _pixel_slots(u, v, counts, shape, half_width)
+    jet_total = _channel_total(inside, counts, et) if normalise == "jet" else None
     if "calo_et" in channels:
-        divisor = _channel_total(inside, owner, et, n) if normalise == "sum" else jet_total
-        _fill(out, list(channels).index("calo_et"), inside, flat, owner, et, divisor)
+        divisor = _channel_total(inside, counts, et) if normalise == "sum" else jet_total
+        _scatter(out, list(channels).index("calo_et"), slot, _weights(et, inside, counts, divisor))
     track_channels = [c for c in channels if c.startswith("trk_")]
     if track_channels:
         if trk_pt is None or trk_eta is None or trk_phi is None:
@@ -244,15 +269,14 @@ def jet_images(
         tpt, tcounts = flat_content(trk_pt, "trk_pt")
         teta, _ = flat_content(trk_eta, "trk_eta")
         tphi, _ = flat_content(trk_phi, "trk_phi")
-        towner = owner_index(tcounts)
         teta, tphi, tpt = (a.astype(np.float32, copy=False) for a in (teta, tphi, tpt))
-        tu, tv = frame.apply(teta - jet_eta[towner], wrap_phi(tphi - jet_phi[towner]), towner)
-        inside, flat = pixel_index(tu, tv, towner, (n, height, width), half_width)
+        tu, tv = frame.apply_runs(teta - np.repeat(jet_eta, tcounts), wrap_phi(tphi - np.repeat(jet_phi, tcounts)), tcounts)
+        inside, slot = _pixel_slots(tu, tv, tcounts, shape, half_width)
         for c in track_channels:
             weight = tpt if c == "trk_pt" else np.ones_like(tpt)
             if normalise == "sum":
-                divisor = _channel_total(inside, towner, weight, n)
+                divisor = _channel_total(inside, tcounts, weight)
             else:
                 divisor = jet_total if (normalise == "jet" and c == "trk_pt") else None
-            _fill(out, list(channels).index(c), inside, flat, towner, weight, divisor)
+            _scatter(out, list(channels).index(c), slot, _weights(weight, inside, tcounts, divisor))
     return out
