@@ -150,9 +150,10 @@ def _side_by_side(panels: dict[str, tuple], path: str) -> None:
 
 
 def adaptation_model(settings: Any, meta: dict, n_classes: int, where: str, data_shards: Sequence[str] | None):
-    """``(model_config, model)`` for ``hepdl train`` with objective adapt or finetune.
+    """``(model_config, model)`` for ``hepdl train`` with objective adapt, decorrelate or finetune.
 
     adapt: a ``domain_adversarial`` model (a plain model config is wrapped as its base);
+    decorrelate: a ``pivot_adversarial`` model (likewise);
     finetune: the network of ``settings.finetune_from`` with its head re-initialised.
     """
     from hepdl.cli.train import complete_model_config
@@ -163,6 +164,14 @@ def adaptation_model(settings: Any, meta: dict, n_classes: int, where: str, data
     if data_shards and settings.objective != "adapt":
         raise ConfigError(f"--data-shards: only objective 'adapt' trains with a data sample (objective is "
                           f"{settings.objective!r})")
+    if settings.objective == "decorrelate":
+        config = dict(settings.model)
+        if config.get("name") != "pivot_adversarial":
+            config = {"name": "pivot_adversarial", "base": config}
+        base = dict(config.get("base") or {"name": "jet_cnn"})
+        base = complete_model_config({**base, "seed": base.get("seed", settings.seed)}, meta, n_classes, where)
+        model = build_model({**config, "base": base, "seed": config.get("seed", settings.seed)})
+        return model.config, model
     if settings.objective == "adapt":
         if not data_shards:
             raise ConfigError("objective 'adapt': give the data sample's prepared shards with --data-shards")

@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     if task == "neutrino":  # nu_tau CC is optional: as many outputs as the labels have classes
         labels = probe.numpy("label")
         classes = classes[: max(3, int(labels.max()) + 1)]
-    if settings.objective in ("adapt", "finetune") or args.data_shards:  # DANN wrapper / pre-trained network
+    if settings.objective in ("adapt", "finetune", "decorrelate") or args.data_shards:  # adversarial / pre-trained
         from hepdl.cli.domain import adaptation_model
 
         model_config, model = adaptation_model(settings, meta, len(classes), shards[0], args.data_shards)
@@ -145,6 +145,8 @@ def run(args: argparse.Namespace) -> int:
     wanted = [*input_keys, *TRAIN_ARRAYS]
     if settings.reweight != "none":
         wanted += ["jet_pt", "jet_eta"]
+    if settings.objective == "decorrelate":  # the adversary predicts the background jet mass
+        wanted += ["jet_mass"]
     have = set(meta["arrays"])
     missing = [a for a in wanted if a not in have and a != "weight"]
     if missing:

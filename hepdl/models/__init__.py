@@ -7,7 +7,12 @@ the body. ``model.config`` is the complete config (defaults filled in) that rebu
 
 from hepdl.models.autoencoders import DenseAutoencoder, JetImageAutoencoder
 from hepdl.models.combined_tagger import CombinedTagger
-from hepdl.models.domain_adversarial import DomainAdversarial, GradientReversal, reversal_schedule
+from hepdl.models.domain_adversarial import (
+    DomainAdversarial,
+    GradientReversal,
+    PivotAdversarial,
+    reversal_schedule,
+)
 from hepdl.models.expert_mlp import ExpertMLP
 from hepdl.models.init import initialise_weights
 from hepdl.models.jet_cnn import JetCNN
@@ -21,6 +26,7 @@ __all__ = [
     "CombinedTagger",
     "DomainAdversarial",
     "GradientReversal",
+    "PivotAdversarial",
     "DenseAutoencoder",
     "JetImageAutoencoder",
     "ExpertMLP",

@@ -158,3 +158,80 @@ class DomainAdversarial(nn.Module):
             return logits
         self.reversal.lambda_ = float(domain_lambda)
         return logits, self.domain_head(self.reversal(feats)).squeeze(-1)
+
+
+@register_model("pivot_adversarial")
+class PivotAdversarial(nn.Module):
+    """A classifier decorrelated from a nuisance (jet mass) by an adversary (Louppe, Kagan, Cranmer,
+    "Learning to pivot with adversarial networks", 2017), through the same gradient reversal.
+
+    The adversary reads the classifier's score and predicts the background jet's mass bin
+    (``n_mass_bins`` quantile bins of the training background, fitted by the engine through
+    ``fit_standardisation``); the reversal makes the classifier's score carry as little
+    information about the mass as the label loss allows, so a cut on it sculpts the background
+    mass spectrum less.
+
+    Args:
+        base: the registry config of the classifier (any registered binary model).
+        n_mass_bins: classes of the adversary (mass quantiles of the training background).
+        adversary_hidden: widths of the adversary's hidden layers.
+        seed: initialisation seed of the adversary.
+    """
+
+    standardisation_keys = ("jet_mass", "label")
+
+    def __init__(self, *, base: Mapping[str, Any], n_mass_bins: int = 10,
+                 adversary_hidden: int | Sequence[int] = (32, 32), seed: int = 0) -> None:
+        super().__init__()
+        if not isinstance(base, Mapping) or "name" not in base or base["name"] in ("pivot_adversarial", "domain_adversarial"):
+            raise ValueError("base must be the config of a plain registered classifier, e.g. {'name': 'jet_cnn'}")
+        if int(n_mass_bins) < 2:
+            raise ValueError(f"n_mass_bins must be at least 2, not {n_mass_bins}")
+        self.base = build_model(base)
+        if int(getattr(self.base, "n_outputs", 1)) != 1:
+            raise ValueError("mass decorrelation needs a binary classifier (one logit)")
+        hidden = [int(adversary_hidden)] if isinstance(adversary_hidden, int) else [int(h) for h in adversary_hidden]
+        self.config = {"name": "pivot_adversarial", "base": dict(self.base.config), "n_mass_bins": int(n_mass_bins),
+                       "adversary_hidden": hidden, "seed": int(seed)}
+        self.reversal = GradientReversal(0.0)
+        self.adversary = dense_head(1, hidden, int(n_mass_bins), 0.0)
+        initialise_weights(self.adversary, int(seed), output_layers=(self.adversary[-1],))
+        # inner bin edges of the mass (n_mass_bins - 1), saved with the model
+        self.register_buffer("mass_edges", torch.linspace(0.0, 1.0, int(n_mass_bins) + 1)[1:-1])
+        self.n_outputs = 1
+        self.input_key = self.base.input_key
+        if getattr(self.base, "input_keys", None):
+            self.input_keys = tuple(self.base.input_keys)
+        self.prefers_channels_last = bool(getattr(self.base, "prefers_channels_last", False))
+        if hasattr(self.base, "body_dim"):
+            self.body_dim = int(self.base.body_dim)
+
+    @property
+    def body(self) -> nn.Module:
+        return self.base.body
+
+    @property
+    def head(self) -> nn.Module:
+        return self.base.head
+
+    @torch.no_grad()
+    def fit_standardisation(self, jet_mass: Any, label: Any) -> None:
+        """Mass bin edges: quantiles of the training background's jet mass (equal-population bins)."""
+        import numpy as np
+
+        mass = np.asarray(jet_mass, dtype=np.float64)[np.asarray(label) == 0]
+        if mass.size < self.config["n_mass_bins"]:
+            raise ValueError(f"mass decorrelation: {mass.size} background jets for {self.config['n_mass_bins']} mass bins")
+        q = np.quantile(mass, np.linspace(0, 1, self.config["n_mass_bins"] + 1)[1:-1])
+        self.mass_edges.copy_(torch.as_tensor(q, dtype=torch.float32))
+
+    def mass_bin(self, jet_mass: torch.Tensor) -> torch.Tensor:
+        return torch.bucketize(jet_mass.float(), self.mass_edges)
+
+    def forward(self, *inputs: torch.Tensor, adversary_lambda: float | None = None):
+        logits = self.base(*inputs)
+        if adversary_lambda is None:
+            return logits
+        self.reversal.lambda_ = float(adversary_lambda)
+        # the adversary sees the score (a sigmoid: bounded, as the analysis cut sees it)
+        return logits, self.adversary(self.reversal(torch.sigmoid(logits.float()).unsqueeze(-1)))

@@ -184,7 +184,7 @@ def make_objective(name: str, model: nn.Module, **options: Any) -> Objective:
             raise ValueError(f"objective 'autoencode' needs an autoencoder model, not {type(module).__name__}")
         return Autoencode(options.get("input_key", module.input_key), sparsity=getattr(module, "sparsity", 0.0),
                           pixel_weight=options.get("pixel_weight"))
-    if name in ("adapt", "finetune"):
+    if name in ("adapt", "finetune", "decorrelate"):
         # imported here: both modules build on Classify from this one
         from hepdl.train.adapt import Adapt
         from hepdl.train.finetune import Finetune
@@ -193,6 +193,13 @@ def make_objective(name: str, model: nn.Module, **options: Any) -> Objective:
         n_outputs = int(getattr(module, "n_outputs", 1))
         inputs = options.get("input_key", getattr(module, "input_keys", None) or module.input_key)
         n_classes = 2 if n_outputs == 1 else n_outputs
+        if name == "decorrelate":
+            from hepdl.train.adapt import Decorrelate
+
+            if not hasattr(module, "adversary"):
+                raise ValueError(f"objective 'decorrelate' needs a pivot_adversarial model, not {type(module).__name__}")
+            return Decorrelate(inputs, lambda_max=getattr(settings, "domain_lambda_max", 1.0),
+                               gamma=getattr(settings, "domain_gamma", 10.0))
         if name == "adapt":
             if not hasattr(module, "domain_head"):
                 raise ValueError(f"objective 'adapt' needs a domain_adversarial model, not {type(module).__name__}")

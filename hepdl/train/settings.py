@@ -22,7 +22,7 @@ _CHOICES = {
     "precision": ("auto", "fp32", "bf16", "fp16"),
     "reweight": ("none", "pt", "pt_eta"),
     "progress": ("auto", "always", "never"),
-    "objective": ("classify", "adapt", "finetune", "autoencode"),
+    "objective": ("classify", "adapt", "finetune", "decorrelate", "autoencode"),
 }
 
 
@@ -76,7 +76,7 @@ class TrainSettings:
     max_train_entries: int | None = None  # a seeded random subset of this many training entries
     init_body_from: str | None = None  # autoencoder model file whose encoder initialises the CNN body
     # domain adaptation (objective "adapt": sim shards + unlabelled data shards) and fine-tuning ("finetune")
-    domain_lambda_max: float = 1.0  # maximum gradient-reversal strength, reached by the ramp 2/(1+exp(-gamma p))-1
+    domain_lambda_max: float = 1.0  # adapt/decorrelate: maximum gradient-reversal strength, reached by the ramp 2/(1+exp(-gamma p))-1
     domain_gamma: float = 10.0  # steepness of that ramp in the training progress p (0..1)
     finetune_from: str | None = None  # pre-trained model file fine-tuned (head re-initialised) by objective "finetune"
     freeze_body_epochs: int = 2  # fine-tuning: first epochs with the body frozen (only the new head learns)
