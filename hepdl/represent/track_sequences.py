@@ -40,23 +40,35 @@ def track_sequences(
             raise ConfigError(f"track sequences need the field {name!r}")
     pt, counts = flat_content(tracks["trk_pt"], "trk_pt")
     n = len(counts)
-    owner = owner_index(counts)
-    cols = {
-        "pt_frac": pt / np.where(np.asarray(jet_pt) > 0, np.asarray(jet_pt), 1.0)[owner],
-        "deta": flat_content(tracks["trk_eta"], "trk_eta")[0] - np.asarray(jet_eta)[owner],
-        "dphi": wrap_phi(flat_content(tracks["trk_phi"], "trk_phi")[0] - np.asarray(jet_phi)[owner]),
-    }
+    flat = {"pt": pt, "eta": flat_content(tracks["trk_eta"], "trk_eta")[0], "phi": flat_content(tracks["trk_phi"], "trk_phi")[0]}
     for name in ("d0", "z0", "charge"):
         field = f"trk_{name}"
-        cols[name] = flat_content(tracks[field], field)[0] if field in tracks else np.zeros_like(pt)
-    key = -pt if sort_by == "pt" else -np.abs(cols["d0"])
-    order, rank = rank_within(key, owner, counts)
+        flat[name] = flat_content(tracks[field], field)[0] if field in tracks else None
+    if sort_by == "pt":
+        key = -pt
+    else:
+        key = -np.abs(flat["d0"]) if flat["d0"] is not None else np.zeros_like(pt)
+    order, rank = rank_within(key, owner_index(counts), counts)
+    # ``order`` runs jet by jet, so the kept tracks fill each jet's first min(count, length)
+    # rows: one flat destination index, and features computed for kept tracks only.
     keep = rank < length
     src = order[keep]
-    dest_jet, dest_pos = owner[src], rank[keep]
+    kept = np.minimum(counts, length)
+    dest = np.repeat(np.arange(n, dtype=np.int64) * length, kept) + rank[keep]
+
+    def per_track(per_jet) -> np.ndarray:
+        return np.repeat(np.asarray(per_jet), kept)
+
+    jet_pt = np.asarray(jet_pt)
+    block = np.zeros((src.size, len(TRACK_FEATURES)), dtype=np.float32)
+    block[:, 0] = flat["pt"][src] / per_track(np.where(jet_pt > 0, jet_pt, 1.0))
+    block[:, 1] = flat["eta"][src] - per_track(jet_eta)
+    block[:, 2] = wrap_phi(flat["phi"][src] - per_track(jet_phi))
+    for j, name in enumerate(("d0", "z0", "charge"), start=3):
+        if flat[name] is not None:
+            block[:, j] = flat[name][src]
     features = np.zeros((n, length, len(TRACK_FEATURES)), dtype=np.float32)
-    for j, name in enumerate(TRACK_FEATURES):
-        features[dest_jet, dest_pos, j] = cols[name][src]
+    features.reshape(n * length, len(TRACK_FEATURES))[dest] = block
     mask = np.zeros((n, length), dtype=bool)
-    mask[dest_jet, dest_pos] = True
+    mask.reshape(-1)[dest] = True
     return features, mask
