@@ -5,7 +5,7 @@ from __future__ import annotations
 import awkward as ak
 import numpy as np
 
-from hepdl.represent.jagged import flat_content, owner_index, segment_sum
+from hepdl.represent.jagged import flat_content, segment_total
 from hepdl.represent.nsubjettiness import nsubjettiness_flat
 
 EXPERT_FEATURES = ("mass", "tau1", "tau2", "tau3", "tau21", "tau32", "pt", "n_constituents", "n_tracks")
@@ -13,13 +13,12 @@ EXPERT_FEATURES = ("mass", "tau1", "tau2", "tau3", "tau21", "tau32", "pt", "n_co
 
 def tower_mass(eta: np.ndarray, phi: np.ndarray, e: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """Invariant mass of each jet's towers taken as massless four-vectors, (N,) float64."""
-    n = len(counts)
-    owner = owner_index(counts)
+    # Towers are stored jet by jet: sums over contiguous runs (reduceat), no owner index.
     pt = e / np.cosh(eta)
-    px = segment_sum(pt * np.cos(phi), owner, n)
-    py = segment_sum(pt * np.sin(phi), owner, n)
-    pz = segment_sum(pt * np.sinh(eta), owner, n)
-    en = segment_sum(e, owner, n)
+    px = segment_total(pt * np.cos(phi), counts)
+    py = segment_total(pt * np.sin(phi), counts)
+    pz = segment_total(pt * np.sinh(eta), counts)
+    en = segment_total(e, counts)
     # Rounding can leave a tiny negative m^2 for (nearly) collinear towers.
     return np.sqrt(np.maximum(en**2 - px**2 - py**2 - pz**2, 0.0))
 

@@ -43,6 +43,12 @@ def offsets_of(counts: np.ndarray) -> np.ndarray:
 
 
 def segment_sum(values: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:
+    """Sum of ``values`` per owner (float64), for any order of ``owner``."""
+    if owner.size > 1024 and n and (owner[1:] >= owner[:-1]).all() and owner[0] >= 0 and owner[-1] < n:
+        # Owners in runs (flattened jagged content): reduceat over the runs is ~10x faster
+        # than bincount, and the sortedness check costs a few percent of it.
+        counts = np.diff(np.searchsorted(owner, np.arange(n + 1)))
+        return segment_total(values, counts)
     return np.bincount(owner, weights=values, minlength=n)
 
 

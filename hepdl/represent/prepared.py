@@ -151,8 +151,9 @@ def prepare_file(
                     for name, a in rep.items():
                         arrays[name] = _NpyWriter(os.path.join(tmp, f"{name}.npy"), a.dtype, (n_entries,) + a.shape[1:])
                 for name, a in rep.items():
-                    # One float64 sum is non-finite if any value is: a check without a mask array.
-                    if a.dtype.kind == "f" and not np.isfinite(np.add.reduce(a, axis=None, dtype=np.float64)):
+                    # The extremes are finite exactly when every value is (max/min propagate NaN):
+                    # two vectorised reductions, no mask array, no overflow of a sum.
+                    if a.dtype.kind == "f" and a.size and not (np.isfinite(a.max()) and np.isfinite(a.min())):
                         raise InputError(
                             f"{where}: non-finite values in the {name!r} representation (entries {entries[0]}..{entries[-1]})"
                         )

@@ -17,6 +17,7 @@ import numpy as np
 
 from hepdl.errors import ConfigError
 from hepdl.represent.expert_variables import EXPERT_FEATURES, expert_jet_variables
+from hepdl.represent.jagged import flat_content
 from hepdl.represent.jet_images import CHANNELS, jet_images
 from hepdl.represent.pixel_maps import NEUTRINO_FEATURES, neutrino_variables, pixel_maps
 from hepdl.represent.track_sequences import TRACK_FEATURES, track_sequences
@@ -129,7 +130,7 @@ def jet_representation(chunk: ak.Array, spec: Mapping[str, Any]) -> dict[str, np
     nsub = ex["nsubjettiness"]
     expert = expert_jet_variables(
         chunk["calo_eta"], chunk["calo_phi"], chunk["calo_e"], jet_pt,
-        ak.to_numpy(ak.num(chunk["trk_pt"], axis=1)),
+        flat_content(chunk["trk_pt"], "trk_pt")[1],
         beta=nsub["beta"], r0=nsub["r0"], axes=nsub["axes"], cone_radius=nsub["cone_radius"],
     )
     return {
