@@ -25,7 +25,7 @@ from hepdl.models.track_rnn import TrackEncoder
 
 #: CNN body settings (JetCNN's, less those of its head) and their defaults
 CNN_DEFAULTS: dict[str, Any] = {"channels": [32, 64, 64], "kernel_size": 3, "pool": "max", "norm": "batch",
-                                "conv_dropout": 0.0}
+                                "conv_dropout": 0.0, "spatial_pool": 1}
 #: track-encoder settings (TrackEncoder's) and their defaults
 RNN_DEFAULTS: dict[str, Any] = {"cell": "gru", "hidden": 32, "layers": 1, "bidirectional": True, "embed": 32,
                                 "dropout": 0.0}

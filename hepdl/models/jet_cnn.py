@@ -1,7 +1,8 @@
 """A configurable CNN jet-image classifier (after de Oliveira et al., "Jet-images — deep learning edition").
 
-``body``: conv blocks (conv -> norm -> ReLU -> pool) then global average pooling, giving
-one feature vector per jet; ``head``: a small dense network to the class logits.
+``body``: conv blocks (conv -> norm -> ReLU -> pool) then average pooling to a
+``spatial_pool`` x ``spatial_pool`` grid (1: global average pooling), giving one feature
+vector per jet; ``head``: a small dense network to the class logits.
 """
 
 from __future__ import annotations
@@ -54,8 +55,11 @@ class JetCNN(nn.Module):
         in_channels: image channels (from the prepared data, e.g. calo_et, trk_pt, trk_count).
         channels: output channels of each conv block.
         kernel_size: odd kernel size of every convolution ("same" padding).
-        pool: "max", "mean" or "none", applied after every block but the last
-            (global average pooling follows the last).
+        pool: "max", "mean" or "none", applied after every block but the last.
+        spatial_pool: the last block's maps are averaged onto this many cells per side
+            before the head; 1 is global average pooling. In a preprocessed jet image
+            *where* the energy sits is physics (the second prong's distance from the
+            centre is about 2 m / pT), which a global average throws away.
         norm: "batch", "weight" (weight normalisation) or "none".
         dropout: dropout in the dense head; ``conv_dropout`` in the conv blocks.
         head: widths of the hidden dense layers.
@@ -78,9 +82,12 @@ class JetCNN(nn.Module):
         conv_dropout: float = 0.0,
         head: Sequence[int] = (64,),
         n_outputs: int = 1,
+        spatial_pool: int = 1,
         seed: int = 0,
     ) -> None:
         super().__init__()
+        if int(spatial_pool) < 1:
+            raise ValueError(f"spatial_pool must be >= 1, not {spatial_pool}")
         if pool not in ("max", "mean", "none"):
             raise ValueError(f"pool must be 'max', 'mean' or 'none', not {pool!r}")
         if norm not in ("batch", "weight", "none"):
@@ -93,7 +100,7 @@ class JetCNN(nn.Module):
             "name": "jet_cnn", "in_channels": int(in_channels), "channels": [int(c) for c in channels],
             "kernel_size": int(kernel_size), "pool": pool, "norm": norm, "dropout": float(dropout),
             "conv_dropout": float(conv_dropout), "head": [int(h) for h in head],
-            "n_outputs": int(n_outputs), "seed": int(seed),
+            "n_outputs": int(n_outputs), "spatial_pool": int(spatial_pool), "seed": int(seed),
         }
         blocks = []
         cin = int(in_channels)
@@ -101,8 +108,8 @@ class JetCNN(nn.Module):
             last = i == len(channels) - 1
             blocks.append(conv_block(cin, int(cout), kernel_size, norm, None if (last or pool == "none") else pool, conv_dropout))
             cin = int(cout)
-        self.body = nn.Sequential(*blocks, nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.body_dim = cin
+        self.body = nn.Sequential(*blocks, nn.AdaptiveAvgPool2d(int(spatial_pool)), nn.Flatten())
+        self.body_dim = cin * int(spatial_pool) ** 2
         self.head = dense_head(cin, head, n_outputs, dropout)
         self.n_outputs = int(n_outputs)
         initialise_weights(self, seed, output_layers=(self.head[-1],))

@@ -10,7 +10,8 @@ rule train_jet_dann:
         model=f"{RESULTS}/jets/dann/model.pt",
         scores=f"{RESULTS}/jets/dann/test_scores.npz",
     params:
-        outdir=f"{RESULTS}/jets/dann",
+        seed=SEED,
+        outdir=lambda w, output: os.path.dirname(output[0]),
         settings=as_json(config["jets"]["dann"]),
         device=config["device"],
     log:
@@ -24,7 +25,7 @@ rule train_jet_dann:
         gpu=1,
     shell:
         "hepdl train --shards {input.shards} --data-shards {input.data} --output {params.outdir}"
-        " --settings {params.settings:q} --seed {SEED} --device {params.device} --threads {threads} > {log} 2>&1"
+        " --settings {params.settings:q} --seed {params.seed} --device {params.device} --threads {threads} > {log} 2>&1"
 
 
 rule evaluate_domain:
@@ -37,7 +38,8 @@ rule evaluate_domain:
         metrics=f"{RESULTS}/jets/evaluation/domain/domain.json",
         plot=report(f"{RESULTS}/jets/evaluation/domain/domain_scores.png", category="Jets", subcategory="Domain adaptation"),
     params:
-        outdir=f"{RESULTS}/jets/evaluation/domain",
+        seed=SEED,
+        outdir=lambda w, output: os.path.dirname(output[0]),
     log:
         f"{RESULTS}/logs/evaluate_domain.log",
     threads: 2
@@ -46,4 +48,4 @@ rule evaluate_domain:
         runtime=30,
     shell:
         "hepdl domain evaluate --models cnn={input.cnn} dann={input.dann} --sim-shards {input.shards}"
-        " --data-shards {input.data} --task jets --output {params.outdir} --seed {SEED} > {log} 2>&1"
+        " --data-shards {input.data} --task jets --output {params.outdir} --seed {params.seed} > {log} 2>&1"

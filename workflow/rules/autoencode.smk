@@ -10,7 +10,8 @@ rule train_jet_autoencoder:
     wildcard_constraints:
         ae="autoencoder|ae_anomaly",
     params:
-        outdir=f"{RESULTS}/jets/{{ae}}",
+        seed=SEED,
+        outdir=lambda w, output: os.path.dirname(output[0]),
         settings=lambda w: as_json(config["jets"][w.ae]),
         device=config["device"],
     log:
@@ -31,14 +32,14 @@ rule jet_ae_features:
         model=f"{RESULTS}/jets/autoencoder/model.pt",
         shards=shards("jets", "sim"),
     output:
-        # one feature shard per prepared shard; their meta.json is written last (atomic directories)
+        # one feature shard per prepared shard (each directory is renamed into place whole)
         features=[f"{RESULTS}/jets/ae_features/jets_sim_{i}/meta.json" for i in range(len(shards("jets", "sim")))],
         images=report(f"{RESULTS}/jets/autoencoder/plots/ae_average_images.png", category="Jets", subcategory="Autoencoder"),
         latent=report(f"{RESULTS}/jets/autoencoder/plots/ae_latent_pca.png", category="Jets", subcategory="Autoencoder"),
         errors=report(f"{RESULTS}/jets/autoencoder/plots/ae_reconstruction_error.png", category="Jets", subcategory="Autoencoder"),
     params:
-        outdir=f"{RESULTS}/jets/ae_features",
-        plots=f"{RESULTS}/jets/autoencoder/plots",
+        outdir=lambda w, output: os.path.dirname(os.path.dirname(output.features[0])),
+        plots=lambda w, output: os.path.dirname(output.images),
         with_expert="--with-expert" if config["jets"]["ae_xgboost"]["with_expert"] else "",
     log:
         f"{RESULTS}/logs/jet_ae_features.log",
@@ -60,7 +61,8 @@ rule train_jet_ae_xgboost:
         model=f"{RESULTS}/jets/ae_xgboost/bdt.json",
         scores=f"{RESULTS}/jets/ae_xgboost/test_scores.npz",
     params:
-        outdir=f"{RESULTS}/jets/ae_xgboost",
+        seed=SEED,
+        outdir=lambda w, output: os.path.dirname(output[0]),
         xgb=config["jets"]["ae_xgboost"],
         shards=lambda w, input: " ".join(os.path.dirname(p) for p in input.features),
     log:
@@ -72,7 +74,7 @@ rule train_jet_ae_xgboost:
         mem_mb=3000,
         runtime=60,
     shell:
-        "hepdl bdt --shards {params.shards} --array ae_features --output {params.outdir} --seed {SEED}"
+        "hepdl bdt --shards {params.shards} --array ae_features --output {params.outdir} --seed {params.seed}"
         " --threads {threads} --n-estimators {params.xgb[n_estimators]} --max-depth {params.xgb[max_depth]}"
         " --learning-rate {params.xgb[learning_rate]} > {log} 2>&1"
 
@@ -85,7 +87,8 @@ rule jet_label_efficiency:
         metrics=f"{RESULTS}/jets/evaluation/pretrained_cnn.json",
         plot=report(f"{RESULTS}/jets/evaluation/label_efficiency.png", category="Jets", subcategory="Autoencoder"),
     params:
-        outdir=f"{RESULTS}/jets/evaluation",
+        seed=SEED,
+        outdir=lambda w, output: os.path.dirname(output[0]),
         settings=as_json(config["jets"]["label_efficiency"]["cnn"]),
         sizes=" ".join(map(str, config["jets"]["label_efficiency"]["sizes"])),
     log:
@@ -99,5 +102,5 @@ rule jet_label_efficiency:
         gpu=1,
     shell:
         "hepdl label-efficiency --shards {input.shards} --settings {params.settings:q} --ae-model {input.ae}"
-        " --sizes {params.sizes} --output {params.outdir} --name pretrained_cnn --seed {SEED}"
+        " --sizes {params.sizes} --output {params.outdir} --name pretrained_cnn --seed {params.seed}"
         " --threads {threads} > {log} 2>&1"

@@ -46,3 +46,34 @@ def chunk_seed(task, domain, chunk):
     """Each generation job gets its own seed, derived from the config's."""
     offset = {"jets": 0, "neutrino": 500}[task] + {"sim": 0, "data": 1000}[domain]
     return SEED * 10_000 + offset + int(chunk)
+
+
+JET_MODELS = ["cnn", "expert_bdt", "mass_bdt", "expert_mlp", "track_rnn", "combined", "ae_xgboost", "ae_anomaly"]
+NEUTRINO_MODELS = ["cvn", "baseline_bdt"]
+
+
+def jet_scores(model):
+    return f"{RESULTS}/jets/{model}/test_scores.npz"
+
+
+def nu_scores(model, split="test"):
+    return f"{RESULTS}/neutrino/{model}/{split}_scores.npz"
+
+
+def metric_files():
+    files = []
+    if "jets" in TASKS:
+        files += [f"{RESULTS}/jets/evaluation/{m}.json" for m in JET_MODELS]
+        files += [f"{RESULTS}/jets/evaluation/pretrained_cnn.json"]
+        if config["jets"]["data"] or not config["jets"]["sim"]:  # a data sample exists: generated or the user's
+            files += [f"{RESULTS}/jets/evaluation/domain/domain.json"]
+    if "neutrino" in TASKS:
+        files += [f"{RESULTS}/neutrino/evaluation/{m}.json" for m in NEUTRINO_MODELS]
+    return files
+
+
+def train_shell():
+    return (
+        "hepdl train --shards {input.shards} --output {params.outdir} --settings {params.settings:q}"
+        " --seed {params.seed} --device {params.device} --threads {threads} > {log} 2>&1"
+    )

@@ -1,15 +1,5 @@
 # Evaluation: metrics JSONs and plots per task, gathered into results/summary.json.
 
-JET_MODELS = ["cnn", "expert_bdt", "mass_bdt", "expert_mlp", "track_rnn", "combined", "ae_xgboost", "ae_anomaly"]
-NEUTRINO_MODELS = ["cvn", "baseline_bdt"]
-
-
-def jet_scores(model):
-    return f"{RESULTS}/jets/{model}/test_scores.npz"
-
-
-def nu_scores(model, split="test"):
-    return f"{RESULTS}/neutrino/{model}/{split}_scores.npz"
 
 
 rule evaluate_jets:
@@ -21,7 +11,7 @@ rule evaluate_jets:
         roc=report(f"{RESULTS}/jets/evaluation/roc.png", category="Jets", subcategory="ROC"),
         images=report(f"{RESULTS}/jets/evaluation/average_images_calo_et.png", category="Jets", subcategory="Images"),
     params:
-        outdir=f"{RESULTS}/jets/evaluation",
+        outdir=lambda w, output: os.path.dirname(output[0]),
         names=" ".join(JET_MODELS),
     log:
         f"{RESULTS}/logs/evaluate_jets.log",
@@ -39,13 +29,14 @@ rule evaluate_nu:
     input:
         scores=[nu_scores(m) for m in NEUTRINO_MODELS],
         val_scores=[nu_scores(m, "val") for m in NEUTRINO_MODELS],
+        cvn_scores=nu_scores("cvn"),
         shards=shards("neutrino", "sim"),
     output:
         metrics=[f"{RESULTS}/neutrino/evaluation/{m}.json" for m in NEUTRINO_MODELS],
         confusion=report(f"{RESULTS}/neutrino/evaluation/confusion_cvn.png", category="Neutrino", subcategory="Confusion"),
         display=report(f"{RESULTS}/neutrino/evaluation/event_display.png", category="Neutrino", subcategory="Events"),
     params:
-        outdir=f"{RESULTS}/neutrino/evaluation",
+        outdir=lambda w, output: os.path.dirname(output[0]),
         names=" ".join(NEUTRINO_MODELS),
         classes=" ".join(NEUTRINO_CLASSES),
     log:
@@ -57,20 +48,8 @@ rule evaluate_nu:
     shell:
         "(hepdl evaluate multiclass --task neutrino --scores {input.scores} --val-scores {input.val_scores}"
         " --names {params.names} --classes {params.classes} --output {params.outdir}"
-        " && hepdl evaluate display --shards {input.shards} --scores {input[0]} --classes {params.classes}"
+        " && hepdl evaluate display --shards {input.shards} --scores {input.cvn_scores} --classes {params.classes}"
         " --n-events 8 --output {params.outdir}) > {log} 2>&1"
-
-
-def metric_files():
-    files = []
-    if "jets" in TASKS:
-        files += [f"{RESULTS}/jets/evaluation/{m}.json" for m in JET_MODELS]
-        files += [f"{RESULTS}/jets/evaluation/pretrained_cnn.json"]
-        if config["jets"]["data"] or not config["jets"]["sim"]:  # a data sample exists: generated or the user's
-            files += [f"{RESULTS}/jets/evaluation/domain/domain.json"]
-    if "neutrino" in TASKS:
-        files += [f"{RESULTS}/neutrino/evaluation/{m}.json" for m in NEUTRINO_MODELS]
-    return files
 
 
 rule summary:

@@ -10,6 +10,7 @@ rule prepare_jets:
         domain="sim|data",
         i=r"\d+",
     params:
+        seed=SEED,
         tree=config["jets"]["tree"],
         fields=field_mapping("jets"),
         spec=as_json(config["jets"]["representation"]),
@@ -22,7 +23,7 @@ rule prepare_jets:
         mem_mb=3000,
         runtime=60,
     shell:
-        "hepdl prepare jets --input {input} --tree {params.tree} --output {output} --seed {SEED}"
+        "hepdl prepare jets --input {input} --tree {params.tree} --output {output} --seed {params.seed}"
         " --domain {wildcards.domain} --fields {params.fields:q} --spec {params.spec:q} --no-progress"
         " > {log} 2>&1"
 
@@ -36,6 +37,7 @@ rule prepare_neutrino:
         domain="sim|data",
         i=r"\d+",
     params:
+        seed=SEED,
         tree=config["neutrino"]["tree"],
         fields=field_mapping("neutrino"),
         spec=as_json(config["neutrino"]["representation"]),
@@ -48,6 +50,6 @@ rule prepare_neutrino:
         mem_mb=3000,
         runtime=60,
     shell:
-        "hepdl prepare neutrino --input {input} --tree {params.tree} --output {output} --seed {SEED}"
+        "hepdl prepare neutrino --input {input} --tree {params.tree} --output {output} --seed {params.seed}"
         " --domain {wildcards.domain} --fields {params.fields:q} --spec {params.spec:q} --no-progress"
         " > {log} 2>&1"

@@ -2,13 +2,6 @@
 # for a GPU on a cluster (resource gpu); locally the engine picks CUDA, MPS or CPU.
 
 
-def train_shell():
-    return (
-        "hepdl train --shards {input.shards} --output {params.outdir} --settings {params.settings:q}"
-        " --seed {SEED} --device {params.device} --threads {threads} > {log} 2>&1"
-    )
-
-
 rule train_jet_cnn:
     input:
         shards=shards("jets", "sim"),
@@ -17,7 +10,8 @@ rule train_jet_cnn:
         scores=f"{RESULTS}/jets/cnn/test_scores.npz",
         curve=report(f"{RESULTS}/jets/cnn/training_curve.png", category="Jets", subcategory="Training"),
     params:
-        outdir=f"{RESULTS}/jets/cnn",
+        seed=SEED,
+        outdir=lambda w, output: os.path.dirname(output[0]),
         settings=as_json(config["jets"]["cnn"]),
         device=config["device"],
     log:
@@ -40,7 +34,8 @@ rule train_jet_expert_mlp:
         model=f"{RESULTS}/jets/expert_mlp/model.pt",
         scores=f"{RESULTS}/jets/expert_mlp/test_scores.npz",
     params:
-        outdir=f"{RESULTS}/jets/expert_mlp",
+        seed=SEED,
+        outdir=lambda w, output: os.path.dirname(output[0]),
         settings=as_json(config["jets"]["expert_mlp"]),
         device="cpu",  # a few thousand parameters: a GPU would only add transfer time
     log:
@@ -64,7 +59,8 @@ rule train_jet_expert:
     wildcard_constraints:
         bdt="expert_bdt|mass_bdt",
     params:
-        outdir=f"{RESULTS}/jets/{{bdt}}",
+        seed=SEED,
+        outdir=lambda w, output: os.path.dirname(output[0]),
         features=lambda w: " ".join(["--features", *config["jets"][w.bdt]["features"]]) if config["jets"][w.bdt]["features"] else "",
         xgb=lambda w: config["jets"][w.bdt],
     log:
@@ -77,7 +73,7 @@ rule train_jet_expert:
         runtime=60,
     shell:
         "hepdl bdt --shards {input.shards} --array expert {params.features} --output {params.outdir}"
-        " --seed {SEED} --threads {threads} --n-estimators {params.xgb[n_estimators]}"
+        " --seed {params.seed} --threads {threads} --n-estimators {params.xgb[n_estimators]}"
         " --max-depth {params.xgb[max_depth]} --learning-rate {params.xgb[learning_rate]} > {log} 2>&1"
 
 
@@ -90,7 +86,8 @@ rule train_nu_cvn:
         val_scores=f"{RESULTS}/neutrino/cvn/val_scores.npz",
         curve=report(f"{RESULTS}/neutrino/cvn/training_curve.png", category="Neutrino", subcategory="Training"),
     params:
-        outdir=f"{RESULTS}/neutrino/cvn",
+        seed=SEED,
+        outdir=lambda w, output: os.path.dirname(output[0]),
         settings=as_json(config["neutrino"]["cvn"]),
         device=config["device"],
     log:
@@ -114,7 +111,8 @@ rule train_nu_baseline_bdt:
         scores=f"{RESULTS}/neutrino/baseline_bdt/test_scores.npz",
         val_scores=f"{RESULTS}/neutrino/baseline_bdt/val_scores.npz",
     params:
-        outdir=f"{RESULTS}/neutrino/baseline_bdt",
+        seed=SEED,
+        outdir=lambda w, output: os.path.dirname(output[0]),
         xgb=config["neutrino"]["baseline_bdt"],
         n_classes=len(NEUTRINO_CLASSES),
     log:
@@ -127,7 +125,7 @@ rule train_nu_baseline_bdt:
         runtime=60,
     shell:
         "hepdl bdt --shards {input.shards} --array expert --num-classes {params.n_classes}"
-        " --output {params.outdir} --seed {SEED} --threads {threads}"
+        " --output {params.outdir} --seed {params.seed} --threads {threads}"
         " --n-estimators {params.xgb[n_estimators]} --max-depth {params.xgb[max_depth]}"
         " --learning-rate {params.xgb[learning_rate]} > {log} 2>&1"
 
@@ -141,7 +139,8 @@ rule train_jet_tracks:
     wildcard_constraints:
         tagger="track_rnn|combined",
     params:
-        outdir=f"{RESULTS}/jets/{{tagger}}",
+        seed=SEED,
+        outdir=lambda w, output: os.path.dirname(output[0]),
         settings=lambda w: as_json(config["jets"][w.tagger]),
         device=config["device"],
     log:
