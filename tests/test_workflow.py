@@ -19,6 +19,7 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
 def _copy_workflow(dest: Path) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
     for name in ("Snakefile", "workflow", "config", "hepdl"):
         src = ROOT / name
         if src.is_dir():
