@@ -89,7 +89,7 @@ def test_user_files_replace_generation_and_bad_keys_are_named(tmp_path):
     assert "prepare_jets" in out and "evaluate_domain" not in out  # no data sample given: no domain study
     config.write_text(json.dumps({"jets": {"generat": {}}}))
     bad = _snakemake(work, "-n", "--cores", "2", "--configfile", str(config))
-    assert bad.returncode != 0 and "generat" in bad.stderr
+    assert bad.returncode != 0 and "generat" in bad.stdout + bad.stderr
 
 
 @pytest.mark.slow
