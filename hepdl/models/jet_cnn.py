@@ -110,7 +110,7 @@ class JetCNN(nn.Module):
             cin = int(cout)
         self.body = nn.Sequential(*blocks, nn.AdaptiveAvgPool2d(int(spatial_pool)), nn.Flatten())
         self.body_dim = cin * int(spatial_pool) ** 2
-        self.head = dense_head(cin, head, n_outputs, dropout)
+        self.head = dense_head(self.body_dim, head, n_outputs, dropout)
         self.n_outputs = int(n_outputs)
         initialise_weights(self, seed, output_layers=(self.head[-1],))
 
