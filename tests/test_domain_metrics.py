@@ -40,6 +40,9 @@ def test_shifted_distributions_are_told_apart():
     assert m["ks"] > 0.15 and m["wasserstein"] > 0.08
     # the data signal sits higher: the sim 50 % cut keeps much more of it
     assert m["data_signal_eff"] > 0.75 and m["eff_shift"] == pytest.approx(m["data_signal_eff"] - 0.5)
+    n_signal = int(np.sum(toy_outputs(2000, 0.8, 0.15, 2)["label"] == 1))
+    eff = m["data_signal_eff"]
+    assert m["eff_shift_err"] == pytest.approx(np.sqrt(eff * (1 - eff) / n_signal))
 
 
 def test_unlabelled_data_gives_only_label_free_metrics():

@@ -14,7 +14,9 @@ region), only to evaluate, never to train:
 - ``data_auc`` (and ``sim_auc``): the classifier's AUC on each sample.
 - ``eff_shift``: the cut that keeps 50 % of simulated signal, applied to the data signal:
   ``|eff_data - 0.5|`` (:func:`hepdl.evaluate.metrics.working_point_stability`); 0 = the
-  working point calibrated on simulation holds in data.
+  working point calibrated on simulation holds in data. ``eff_shift_err`` is the binomial
+  uncertainty of ``eff_data`` (with a few hundred data signal jets it is ~0.025, so
+  shifts that differ by less than that are not told apart by the sample).
 """
 
 from __future__ import annotations
@@ -109,5 +111,10 @@ def domain_metrics(
         wp = metrics.working_point_stability(
             s_score, s_label, d_score[labelled][sig], signal_efficiency=signal_efficiency, weight=s_w,
             other_weight=None if dw is None else dw[sig])
-        out.update(wp_cut=wp["cut"], data_signal_eff=wp["efficiency"], eff_shift=wp["efficiency_shift"])
+        w_sig = np.ones(int(sig.sum())) if dw is None else np.asarray(dw, dtype=np.float64)[sig]
+        n_eff = w_sig.sum() ** 2 / max(float(np.sum(w_sig**2)), 1e-300)  # effective entries of the data signal
+        eff = wp["efficiency"]
+        out.update(wp_cut=wp["cut"], data_signal_eff=eff, eff_shift=wp["efficiency_shift"],
+                   # binomial uncertainty: a shift below about twice this is not resolved by the sample
+                   eff_shift_err=float(np.sqrt(eff * (1.0 - eff) / n_eff)) if n_eff > 0 else float("nan"))
     return out
