@@ -357,3 +357,24 @@ def test_pivot_adversary_decorrelates_score_from_mass():
     assert corr_plain > 0.2
     assert corr_pivot < 0.5 * corr_plain
     assert pivot.model.eval()(torch.as_tensor(test["jet_images"][:3])).shape == (3,)
+
+
+def test_domain_lr_scale_moves_the_domain_head_faster():
+    """The scaled head computes the same function and, under Adam, its effective weights take larger steps."""
+    cfg = {"name": "domain_adversarial", "base": BASE, "domain_hidden": [8]}
+    plain, scaled = build_model(cfg), build_model({**cfg, "domain_lr_scale": 10.0})
+    scaled.base.load_state_dict(plain.base.state_dict())
+    x = torch.as_tensor(toy_images(16, 0.0, 0)["jet_images"])
+    domain = torch.arange(16) % 2
+    torch.testing.assert_close(scaled(x, domain_lambda=1.0)[1], plain(x, domain_lambda=1.0)[1])
+    steps = []
+    for model in (plain, scaled):
+        head = model.domain_head
+        before = model(x, domain_lambda=1.0)[1].detach()
+        opt = torch.optim.Adam(head.parameters(), lr=1e-3)
+        from hepdl.train.adapt import balanced_domain_loss
+
+        balanced_domain_loss(model(x, domain_lambda=1.0)[1], domain).backward()
+        opt.step()
+        steps.append(float((model(x, domain_lambda=1.0)[1].detach() - before).abs().mean()))
+    assert steps[1] > 5 * steps[0]

@@ -75,6 +75,39 @@ def reversal_schedule(progress: float, lambda_max: float = 1.0, gamma: float = 1
     return float(lambda_max) * (2.0 / (1.0 + math.exp(-gamma * p)) - 1.0)
 
 
+class _ScaledGrad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.scale = float(scale)
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return grad * ctx.scale, None
+
+
+class _LearningRateScaled(nn.Module):
+    """Wraps a module whose parameters should move ``scale`` times faster under Adam.
+
+    Adam's step is invariant to the gradient's scale, so the parameters are stored divided
+    by ``scale`` and multiplied back in the forward pass ("equalised learning rate", Karras et
+    al. 2018): the same Adam step on the stored value moves the effective weight ``scale``
+    times further. The effective module is identical at initialisation.
+    """
+
+    def __init__(self, module: nn.Module, scale: float) -> None:
+        super().__init__()
+        self.module, self.scale = module, float(scale)
+        with torch.no_grad():
+            for p in self.module.parameters():
+                p.div_(self.scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        params = {n: p * self.scale for n, p in self.module.named_parameters()}
+        buffers = dict(self.module.named_buffers())
+        return torch.func.functional_call(self.module, {**params, **buffers}, (x,))
+
+
 @register_model("domain_adversarial")
 class DomainAdversarial(nn.Module):
     """A registered model with body/head plus a domain head behind a gradient reversal.
@@ -89,6 +122,8 @@ class DomainAdversarial(nn.Module):
             affine parameters), so the adversary sees every feature direction at the same scale,
             as an offline domain classifier on standardised features does; without it, a domain
             difference hidden in low-variance features goes almost unseen by the adversary.
+        domain_lr_scale: the domain head learns this many times faster than the rest (under
+            Adam), so the adversary keeps up with a feature extractor that moves to fool it.
         seed: initialisation seed of the domain head (the base keeps its own seed).
 
     ``forward(*inputs)`` gives the label logits (as the base model does);
@@ -104,6 +139,7 @@ class DomainAdversarial(nn.Module):
         domain_hidden: int | Sequence[int] = 64,
         domain_dropout: float = 0.0,
         domain_norm: bool = False,
+        domain_lr_scale: float = 1.0,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -118,14 +154,17 @@ class DomainAdversarial(nn.Module):
         hidden = [int(domain_hidden)] if isinstance(domain_hidden, int) else [int(h) for h in domain_hidden]
         self.config = {
             "name": "domain_adversarial", "base": dict(self.base.config), "domain_hidden": hidden,
-            "domain_dropout": float(domain_dropout), "domain_norm": bool(domain_norm), "seed": int(seed),
+            "domain_dropout": float(domain_dropout), "domain_norm": bool(domain_norm),
+            "domain_lr_scale": float(domain_lr_scale), "seed": int(seed),
         }
         self.reversal = GradientReversal(0.0)
         head = dense_head(int(self.base.body_dim), hidden, 1, float(domain_dropout))
         initialise_weights(head, int(seed), output_layers=(head[-1],))
         if domain_norm:
             head = nn.Sequential(nn.BatchNorm1d(int(self.base.body_dim), affine=False), *head)
-        self.domain_head = head
+        if float(domain_lr_scale) <= 0:
+            raise ValueError(f"domain_lr_scale must be > 0, not {domain_lr_scale}")
+        self.domain_head = head if float(domain_lr_scale) == 1.0 else _LearningRateScaled(head, float(domain_lr_scale))
         self.n_outputs = int(getattr(self.base, "n_outputs", 1))
         # the engine, scoring and export read these off the model
         self.input_key = self.base.input_key
