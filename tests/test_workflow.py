@@ -111,6 +111,11 @@ def test_tiny_config_runs_end_to_end(tmp_path):
     for png in ("jets/evaluation/roc.png", "neutrino/evaluation/confusion_cvn.png",
                 "jets/evaluation/domain/domain_scores.png"):
         assert (work / "results" / png).stat().st_size > 1000, png
+    # The HTML report collects the plots and the summary.
+    report = _snakemake(work, "--configfile", str(config), "--report", "report.html", timeout=600)
+    assert report.returncode == 0, (report.stdout + report.stderr)[-3000:]
+    html = (work / "report.html").read_text(errors="replace")
+    assert "summary.json" in html and "roc.png" in html and "confusion_cvn.png" in html
     # Idempotent: a second run has nothing to do.
     again = _snakemake(work, "--cores", "2", "--configfile", str(config), "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
