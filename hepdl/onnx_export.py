@@ -89,6 +89,9 @@ def export_onnx(
             # the TorchScript exporter announces its own deprecation; it is our deliberate choice
             warnings.simplefilter("ignore", DeprecationWarning)
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            # the RNN symbolic warns about batch sizes in general; the parity check below runs
+            # other batch sizes than the traced one, so a real problem still fails loudly
+            warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch_size other than 1")
             try:
                 torch.onnx.export(graph, trace, tmp, dynamo=False, input_names=list(model.inputs),
                                   output_names=outputs, dynamic_axes=dynamic, opset_version=opset,

@@ -26,11 +26,7 @@ CONFIGS = {
     "combined_tagger": {"name": "combined_tagger", "in_channels": 3, "n_track_features": 6},
 }
 #: Models whose forward() the TorchScript exporter cannot trace into a batch-independent graph.
-NOT_EXPORTABLE = {
-    "track_rnn": "pack_padded_sequence(enforce_sorted=False) sorts the lengths (aten::sort with an out "
-                 "parameter has no ONNX symbolic) and the sequence length and loop count depend on the data",
-    "combined_tagger": "its track branch is the track_rnn encoder",
-}
+NOT_EXPORTABLE: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")

@@ -172,28 +172,47 @@ class TrackEncoder(nn.Module):
                 break
         return final
 
+    @staticmethod
+    def _run_whole(rnn: nn.RNNBase, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Top-layer output at each jet's last real track; ``x`` holds real tracks first.
+
+        The recurrence is causal, so the padding after a jet's last track never reaches
+        this output: the same result as a packed sequence, without data-dependent shapes.
+        """
+        # an explicit zero state sized from the batch keeps an exported graph batch-size free
+        h0 = x.new_zeros(rnn.num_layers, x.shape[0], rnn.hidden_size)
+        out, _ = rnn(x, (h0, torch.zeros_like(h0)) if isinstance(rnn, nn.LSTM) else h0)
+        last = (lengths.clamp(min=1) - 1).view(-1, 1, 1).expand(-1, 1, out.shape[-1])
+        return out.gather(1, last).squeeze(1)
+
     def forward(self, tracks: torch.Tensor, mask: torch.Tensor, window: int | None = None) -> torch.Tensor:
         """``(N, out_dim)``; ``window`` (else ``self.tbptt_window``) truncates BPTT in training mode."""
         mask = mask.bool()
-        n = tracks.shape[0]
         lengths = mask.sum(dim=1)
         # real tracks to the front, in their given (pT) order: the recurrence then never sees a
-        # padding row, wherever the input put its padding
-        order = torch.argsort((~mask).to(torch.uint8), dim=1, stable=True)
-        x = torch.gather(tracks, 1, order.unsqueeze(-1).expand_as(tracks))
-        real = torch.gather(mask, 1, order).unsqueeze(-1)
-        longest = max(int(lengths.max()) if n else 0, 1)
-        x, real = x[:, :longest], real[:, :longest]
+        # padding row, wherever the input put its padding. A cumulative-sum scatter rather than
+        # a sort, so that the same code exports to ONNX.
+        real_rank = torch.cumsum(mask.long(), dim=1) - 1
+        pad_rank = lengths.unsqueeze(1) + torch.cumsum((~mask).long(), dim=1) - 1
+        dest = torch.where(mask, real_rank, pad_rank)
+        x = torch.zeros_like(tracks).scatter(1, dest.unsqueeze(-1).expand_as(tracks), tracks)
+        real = torch.zeros_like(mask).scatter(1, dest, mask).unsqueeze(-1)
+        window = self.tbptt_window if window is None else window
+        packed = self.training and bool(window)
+        if packed:  # truncated BPTT runs windows of packed sequences; the rest needs no packing
+            longest = max(int(lengths.max()) if tracks.shape[0] else 0, 1)
+            x, real = x[:, :longest], real[:, :longest]
         # where(), not a product: a NaN in a padding row must not become NaN * 0 = NaN
         x = torch.where(real, self.standardise(torch.where(real, x, 0.0)), 0.0)
         x = self.embed(x)
-        window = self.tbptt_window if window is None else window
-        parts = [self._run(self.forward_rnn, x, lengths, window)]
+        run = (lambda rnn, seq: self._run(rnn, seq, lengths, window)) if packed else (
+            lambda rnn, seq: self._run_whole(rnn, seq, lengths))
+        parts = [run(self.forward_rnn, x)]
         if self.backward_rnn is not None:
-            pos = torch.arange(longest, device=x.device).unsqueeze(0)
+            pos = torch.arange(x.shape[1], device=x.device).unsqueeze(0)
             rev = torch.where(pos < lengths.unsqueeze(1), lengths.unsqueeze(1) - 1 - pos, pos)
             x_rev = torch.gather(x, 1, rev.unsqueeze(-1).expand_as(x))
-            parts.append(self._run(self.backward_rnn, x_rev, lengths, window))
+            parts.append(run(self.backward_rnn, x_rev))
         out = torch.cat(parts, dim=1)
         return torch.where((lengths > 0).unsqueeze(1), out, self.no_track.to(out.dtype))
 
