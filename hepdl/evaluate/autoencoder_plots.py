@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from hepdl.evaluate.plots import _new_figure, _plotter, hep_style
 
@@ -117,6 +118,10 @@ def label_efficiency_figure(results: Mapping[str, Mapping[int, float]], *, n_all
             xs = sorted(points)
             ax.plot(xs, [points[x] for x in xs], marker="o", label=name)
         ax.set_xscale("log")
+        # label the measured sizes only: log-axis minor labels (2x10^2, 3x10^2, ...) overlap
+        sizes = sorted({x for points in results.values() for x in points})
+        ax.set_xticks(sizes, [str(x) for x in sizes])
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("Labelled training jets" + (f" (all = {n_all})" if n_all else ""))
         ax.set_ylabel("Test ROC AUC")
         ax.legend()
