@@ -18,7 +18,7 @@ import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, Union
+from typing import Literal
 
 import awkward as ak
 import numpy as np
@@ -26,7 +26,7 @@ import uproot
 
 from hepdl.errors import InputError
 
-FieldSpec = Union[Mapping[str, str], Sequence[str], str]
+FieldSpec = Mapping[str, str] | Sequence[str] | str
 NonFinitePolicy = Literal["error", "drop", "keep"]
 
 #: Default chunk size: large enough that per-chunk overhead vanishes against
@@ -303,8 +303,7 @@ def iterate_events(
         plan = _plan(fields, list(obj.keys()), where)
         start = 0
         try:
-            # report=True gives entry ranges without a second pass over the file.
-            for raw, report in obj.iterate(list(plan.branches), step_size=step_size, library="ak", report=True):
+            for raw in obj.iterate(list(plan.branches), step_size=step_size, library="ak"):
                 stop = start + len(raw)
                 chunk = _assemble(raw, plan, where)
                 chunk = _apply_nonfinite(chunk, nonfinite, where, start)
