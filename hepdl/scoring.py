@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from hepdl.errors import ConfigError, HepdlError, InputError
-from hepdl.io.read import DEFAULT_STEP_SIZE, ChunkSource, _apply_cut, iterate_events, open_tree
+from hepdl.io.read import DEFAULT_STEP_SIZE, ChunkSource, apply_cut, iterate_events, open_tree
 from hepdl.io.write import TreeWriter
 from hepdl.models.model_file import load_model_file
 from hepdl.represent.representations import representation, spec_fields
@@ -209,7 +209,7 @@ class TrainedModel:
             if missing:
                 raise InputError(f"awkward array lacks the logical fields {missing}; it has {events.fields}")
             events = events[[f for f in self.field_mapping() if f in events.fields]]
-            events = _apply_cut(events, cut, "awkward array")
+            events = apply_cut(events, cut, "awkward array")
             rows = step_size if isinstance(step_size, int) else ARRAY_SLICE
             for start in range(0, max(len(events), 1), rows):
                 yield events[start:start + rows], None

@@ -256,7 +256,8 @@ def _apply_nonfinite(chunk: ak.Array, policy: NonFinitePolicy, where: str, entry
     return chunk[np.logical_and.reduce(list(masks.values()))]
 
 
-def _apply_cut(chunk: ak.Array, cut: str | None, where: str) -> ak.Array:
+def apply_cut(chunk: ak.Array, cut: str | None, where: str) -> ak.Array:
+    """Entries of ``chunk`` passing ``cut``, an expression in its field names; ``where`` names the source in errors."""
     if cut is None:
         return chunk
     namespace = {f: chunk[f] for f in chunk.fields} if chunk.fields else {}
@@ -307,7 +308,7 @@ def iterate_events(
                 stop = start + len(raw)
                 chunk = _assemble(raw, plan, where)
                 chunk = _apply_nonfinite(chunk, nonfinite, where, start)
-                chunk = _apply_cut(chunk, cut, where)
+                chunk = apply_cut(chunk, cut, where)
                 n_total += len(chunk)
                 if with_source:
                     yield chunk, ChunkSource(path, tree, start, stop, len(chunk))
