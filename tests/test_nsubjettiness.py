@@ -8,6 +8,8 @@ import pytest
 
 from hepdl.errors import ConfigError
 from hepdl.represent.expert_variables import EXPERT_FEATURES, expert_jet_variables
+from hepdl.represent.jagged import offsets_of
+from hepdl.represent.kt_clustering import MAX_ALLOWABLE_R, exclusive_kt_subjets
 from hepdl.represent.nsubjettiness import nsubjettiness
 
 fastjet = pytest.importorskip("fastjet")
@@ -29,18 +31,75 @@ def momenta(chunk):
     return ak.zip({"px": pt * np.cos(phi), "py": pt * np.sin(phi), "pz": pt * np.sinh(eta), "E": e}, with_name="Momentum4D")
 
 
+def contrib_taus(chunk, axes_definition="OnePass_KT_Axes"):
+    seq = fastjet.ClusterSequence(momenta(chunk), fastjet.JetDefinition(fastjet.kt_algorithm, 1.0))
+    taus = seq.njettiness(njets=[1, 2, 3], R0=1.0, beta=1.0, axes_definition=axes_definition)
+    return ak.to_numpy(taus).reshape(-1, 3)
+
+
 def test_taus_agree_with_fastjet_contrib(generated):
     taus = nsubjettiness(generated["calo_eta"], generated["calo_phi"], generated["calo_e"])
-    seq = fastjet.ClusterSequence(momenta(generated), fastjet.JetDefinition(fastjet.kt_algorithm, 1.0))
-    ref = ak.to_numpy(seq.njettiness(njets=[1, 2, 3], R0=1.0, beta=1.0)).reshape(-1, 3)
-    rel = np.abs(taus - ref) / ref
-    # Same axes definition (exclusive kT + one Weiszfeld pass), so agreement is at rounding
-    # level for almost every jet; a rare jet may settle in a neighbouring local minimum.
-    assert np.median(rel) < 1e-4
-    assert np.quantile(rel, 0.95) < 1e-2
     kt_only = nsubjettiness(generated["calo_eta"], generated["calo_phi"], generated["calo_e"], axes="kt")
-    ref_kt = ak.to_numpy(seq.njettiness(njets=[1, 2, 3], R0=1.0, axes_definition="KT_Axes")).reshape(-1, 3)
-    assert np.quantile(np.abs(kt_only - ref_kt) / ref_kt, 0.95) < 1e-4
+    for mine, axes_definition in ((taus, "OnePass_KT_Axes"), (kt_only, "KT_Axes")):
+        ref = contrib_taus(generated, axes_definition)
+        agree = (np.abs(mine - ref) <= 1e-5 * ref).all(axis=1)
+        # Same algorithm, so equal to rounding - except where exact d_ij ties decide a merge:
+        # calorimeter towers sit on a grid, so a soft tower is often exactly as far from two
+        # neighbours, and FastJet (its N2MHTLazy9 strategy for > ~30 particles) breaks such
+        # ties in its heap's order, ours in N2Plain's. That moves the exclusive subjets of a
+        # few per cent of jets (seen: 3.5% of jets after the one-pass minimisation, 11% with
+        # plain kT axes, on 200 generated jets); the tie-free test below has no exception.
+        assert agree.mean() >= (0.9 if axes_definition == "OnePass_KT_Axes" else 0.8), axes_definition
+        assert np.abs(mine[:, 0] - ref[:, 0]).max() <= 1e-5 * ref[:, 0].min()  # N = 1: no merges matter
+
+
+def tie_free_jets(n_jets=60, seed=5):
+    """Jets of 2..70 particles at continuous (eta, phi), some across phi = +-pi: no exact distance ties."""
+    rng = np.random.default_rng(seed)
+    counts = rng.integers(2, 70, n_jets)
+    centre_phi = np.repeat(rng.choice([np.pi - 0.1, 0.4, -2.0], n_jets), counts)
+    centre_eta = np.repeat(rng.uniform(-2, 2, n_jets), counts)
+    prong = rng.integers(0, 3, counts.sum())  # up to three prongs, so that tau2 and tau3 mean something
+    eta = centre_eta + 0.3 * (prong - 1) + rng.normal(0, 0.12, counts.sum())
+    phi = centre_phi + 0.25 * (prong % 2) + rng.normal(0, 0.12, counts.sum())
+    phi = (phi + np.pi) % (2 * np.pi) - np.pi
+    e = rng.exponential(5.0, counts.sum()) * np.cosh(eta)
+    return ak.Array({f: ak.unflatten(a, counts) for f, a in (("calo_eta", eta), ("calo_phi", phi), ("calo_e", e))})
+
+
+def test_kt_axes_and_taus_equal_contrib_without_ties():
+    jets = tie_free_jets()
+    for axes, axes_definition in (("onepass_kt", "OnePass_KT_Axes"), ("kt", "KT_Axes")):
+        mine = nsubjettiness(jets["calo_eta"], jets["calo_phi"], jets["calo_e"], axes=axes)
+        ref = contrib_taus(jets, axes_definition)
+        np.testing.assert_allclose(mine, ref, rtol=1e-5, atol=0)
+
+
+def test_exclusive_subjets_equal_fastjet_without_ties():
+    jets = tie_free_jets(seed=8)
+    mom = momenta(jets)
+    flat = {c: ak.to_numpy(ak.flatten(mom[c])) for c in ("px", "py", "pz", "E")}
+    counts = ak.to_numpy(ak.num(mom))
+    sub = exclusive_kt_subjets(flat["px"], flat["py"], flat["pz"], flat["E"], offsets_of(counts), 3)
+    seq = fastjet.ClusterSequence(mom, fastjet.JetDefinition(fastjet.kt_algorithm, MAX_ALLOWABLE_R))
+    for n_sub in (1, 2, 3):
+        with pytest.warns(UserWarning, match="exclusive"):  # fastjet warns even for kT
+            ref = seq.exclusive_jets(n_jets=n_sub)
+        ref = np.stack([ak.to_numpy(ref[c]) for c in ("px", "py", "pz", "E")], axis=-1)
+        mine = sub[:, n_sub * (n_sub - 1) // 2:n_sub * (n_sub + 1) // 2]
+        # The same subjets, in either order: compare sorted by energy.
+        order = np.argsort(ref[..., 3], axis=1)[..., None]
+        mine_order = np.argsort(mine[..., 3], axis=1)[..., None]
+        clustered = counts > n_sub  # with fewer constituents ours are left zero (tau_N = 0 there)
+        assert clustered.sum() > 50
+        np.testing.assert_allclose(np.take_along_axis(mine, mine_order, 1)[clustered],
+                                   np.take_along_axis(ref, order, 1)[clustered], rtol=1e-9, atol=1e-9)
+
+
+def test_threads_give_the_same_taus(generated):
+    one = nsubjettiness(generated["calo_eta"], generated["calo_phi"], generated["calo_e"])
+    two = nsubjettiness(generated["calo_eta"], generated["calo_phi"], generated["calo_e"], threads=2)
+    np.testing.assert_array_equal(one, two)
 
 
 def test_fast_cone_axes_approximate_contrib(generated):

@@ -14,54 +14,27 @@ these are the kT subjet axes; tau values then differ from contrib's by a few per
 
 from __future__ import annotations
 
-import warnings
+import math
 
 import awkward as ak
 import numpy as np
+from numba import njit, prange
 
 from hepdl.errors import ConfigError
-from hepdl.represent.jagged import flat_content, owner_index, segment_argmax, segment_sum, wrap_phi
+from hepdl.represent.jagged import (
+    flat_content,
+    offsets_of,
+    owner_index,
+    segment_argmax,
+    segment_sum,
+    wrap_phi,
+)
+from hepdl.represent.kt_clustering import TWO_PI, cluster_jet, rap_phi
 
 AXES = ("onepass_kt", "kt", "cone")
 #: Contrib's defaults for the one-pass minimisation.
 MAX_ITERATIONS = 1000
 PRECISION = 1e-4
-
-
-def _kt_axes(px, py, pz, e, counts, n_axes: int) -> list[np.ndarray]:
-    """Exclusive-kT axes (rap, phi) for N = 1..n_axes; entry N-1 is (n_jets, N, 2), NaN-padded."""
-    n = len(counts)
-    owner = owner_index(counts)
-    tot = [segment_sum(c, owner, n) for c in (px, py, pz, e)]
-    axes = [np.stack(_rap_phi(*tot), axis=-1)[:, None, :]]
-    if n_axes < 2:
-        return axes
-    many = counts >= 2
-    import fastjet  # optional dependency (extra "gen"); needed only for N >= 2
-
-    keep = np.repeat(many, counts)
-    sub_counts = counts[many]
-    vectors = ak.unflatten(
-        ak.zip({"px": px[keep], "py": py[keep], "pz": pz[keep], "E": e[keep]}, with_name="Momentum4D"),
-        sub_counts,
-    )
-    # R at FastJet's maximum: in exclusive mode the beam distance then never wins, as in contrib.
-    jetdef = fastjet.JetDefinition(fastjet.kt_algorithm, fastjet.JetDefinition.max_allowable_R)
-    sequence = fastjet.ClusterSequence(vectors, jetdef)
-    for n_sub in range(2, n_axes + 1):
-        with warnings.catch_warnings():
-            # fastjet's python layer warns on every exclusive call, kT included (a check that
-            # compares a JetDefinition with algorithm codes); kT exclusive jets are well defined.
-            warnings.filterwarnings("ignore", message="dcut and exclusive jets", category=UserWarning)
-            sub = sequence.exclusive_jets_up_to(n_sub)
-        padded = ak.fill_none(ak.pad_none(sub, n_sub, axis=1, clip=True), {"px": 0.0, "py": 0.0, "pz": 0.0, "E": 0.0})
-        comps = [ak.to_numpy(padded[c]).astype(np.float64) for c in ("px", "py", "pz", "E")]
-        rap, phi = _rap_phi(*comps)
-        found = comps[3] > 0
-        full = np.full((n, n_sub, 2), np.nan)
-        full[many] = np.stack([np.where(found, rap, np.nan), np.where(found, phi, np.nan)], axis=-1)
-        axes.append(full)
-    return axes
 
 
 def _cone_axes(eta, y, pt, counts, n_axes: int, radius: float) -> list[np.ndarray]:
@@ -95,13 +68,6 @@ def _cone_axes(eta, y, pt, counts, n_axes: int, radius: float) -> list[np.ndarra
     return axes
 
 
-def _rap_phi(px, py, pz, e):
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rap = 0.5 * np.log((e + pz) / (e - pz))
-    rap = np.where(np.isfinite(rap), rap, 0.0)
-    return rap, np.arctan2(py, px)
-
-
 #: Stand-in coordinate for a missing axis (a jet with fewer constituents than N): far away.
 FAR = 1.0e6
 
@@ -123,44 +89,182 @@ def _nearest(rap, y, owner, axes):
     return best, index
 
 
-def _one_pass(rap, phi, pt, owner, axes, beta, max_iterations, precision):
-    """Lloyd/Weiszfeld iterations from the seed axes until each jet's mean squared axis shift < precision."""
-    axes = axes.copy()
-    k = axes.shape[1]
-    # Work on the jets still moving only, re-indexed compactly: convergence has a long
-    # tail of a few slow jets, which must not cost a pass over the whole chunk each time.
-    jets = np.arange(axes.shape[0])
-    sub_rap, sub_phi, sub_pt, sub_owner = rap, phi, pt, owner
-    cur = axes
-    for _ in range(max_iterations):
-        m = len(jets)
-        d2, nearest = _nearest(sub_rap, sub_phi, sub_owner, cur)
-        d = np.sqrt(d2)
-        w = sub_pt / np.maximum(d, precision) if beta == 1.0 else sub_pt * np.maximum(d, precision) ** (beta - 2.0)
-        key = sub_owner * k + nearest
-        sw = np.bincount(key, weights=w, minlength=m * k)
-        srap = np.bincount(key, weights=w * sub_rap, minlength=m * k)
-        sphi = np.bincount(key, weights=w * sub_phi, minlength=m * k)
-        got = (sw > 0).reshape(m, k)
-        safe = np.where(sw > 0, sw, 1.0)
-        new = np.empty_like(cur)
-        new[..., 0] = np.where(got, (srap / safe).reshape(m, k), cur[..., 0])
-        new[..., 1] = np.where(got, (sphi / safe).reshape(m, k), cur[..., 1])
-        move = ((new[..., 0] - cur[..., 0]) ** 2 + (new[..., 1] - cur[..., 1]) ** 2).sum(axis=1)
-        axes[jets] = new
-        # Stopping rule as in contrib: mean squared axis shift below accuracy squared.
-        moving = move / k >= precision**2
-        if not moving.any():
-            break
-        if not moving.all():
-            keep_part = moving[sub_owner]
-            remap = np.cumsum(moving) - 1
-            sub_rap, sub_phi, sub_pt = sub_rap[keep_part], sub_phi[keep_part], sub_pt[keep_part]
-            sub_owner = remap[sub_owner[keep_part]]
-            jets = jets[moving]
-            new = new[moving]
-        cur = new
-    return axes
+@njit(cache=True, nogil=True)
+def _axis_distance_sq(rap1, phi1, rap2, phi2):
+    # contrib's LightLikeAxis::DistanceSq (azimuths in [0, 2 pi)).
+    dphi = abs(phi1 - phi2)
+    if dphi > math.pi:
+        dphi = TWO_PI - dphi
+    drap = rap1 - rap2
+    return drap * drap + dphi * dphi
+
+
+@njit(cache=True, nogil=True)
+def _one_pass(rap, phi, pt, px, py, pz, lo, hi, ax_rap, ax_phi, beta, max_iterations, precision):
+    """contrib's ``DefaultMeasure::get_one_pass_axes`` (pt_R measures) on one jet, in place.
+
+    Lloyd/Weiszfeld steps: each particle goes to its nearest axis, each axis moves to
+    the mean (rap, phi) of its particles weighted by pT (dR^2 + precision^2)^(beta/2 - 1),
+    until the mean axis shift is at most ``precision``. Returns each axis's |p| (the
+    norm of its particles' summed momentum, 0 if it never had any), which sets where
+    contrib's final light-like axis lies.
+    """
+    k_axes = ax_rap.size
+    mom = np.zeros(k_axes)
+    new_rap = np.empty(k_axes)
+    new_phi = np.empty(k_axes)
+    weight = np.empty(k_axes)
+    sums = np.empty((k_axes, 3))
+    cmp = np.inf
+    h = 0
+    while cmp > precision and h < max_iterations:
+        h += 1
+        new_rap[:] = 0.0
+        new_phi[:] = 0.0
+        weight[:] = 0.0
+        sums[:] = 0.0
+        for i in range(lo, hi):
+            best = np.inf
+            k = 0
+            for a in range(k_axes):
+                d = _axis_distance_sq(ax_rap[a], ax_phi[a], rap[i], phi[i])
+                if d < best:
+                    best = d
+                    k = a
+            d2 = precision * precision + best
+            if beta == 1.0:
+                w = 1.0 / math.sqrt(d2)
+            elif beta == 2.0:
+                w = 1.0
+            elif beta == 0.0:
+                w = 1.0 / d2
+            else:
+                w = d2 ** (0.5 * beta - 1.0)
+            new_rap[k] += pt[i] * rap[i] * w
+            dphi = phi[i] - ax_phi[k]
+            if abs(dphi) <= math.pi:
+                new_phi[k] += pt[i] * phi[i] * w
+            elif dphi > math.pi:
+                new_phi[k] += pt[i] * (-TWO_PI + phi[i]) * w
+            else:
+                new_phi[k] += pt[i] * (TWO_PI + phi[i]) * w
+            weight[k] += pt[i] * w
+            sums[k, 0] += px[i]
+            sums[k, 1] += py[i]
+            sums[k, 2] += pz[i]
+        cmp = 0.0
+        for a in range(k_axes):
+            if weight[a] == 0.0:
+                # No particle nearest: contrib keeps the old axis (and its |p|).
+                continue
+            r = new_rap[a] / weight[a]
+            f = np.fmod(new_phi[a] / weight[a] + TWO_PI, TWO_PI)
+            cmp += math.sqrt(_axis_distance_sq(ax_rap[a], ax_phi[a], r, f))
+            ax_rap[a] = r
+            ax_phi[a] = f
+            mom[a] = math.sqrt(sums[a, 0] ** 2 + sums[a, 1] ** 2 + sums[a, 2] ** 2)
+        cmp /= k_axes
+    return mom
+
+
+@njit(cache=True, nogil=True)
+def _light_like(ax_rap, ax_phi, mom):
+    """contrib's ``LightLikeAxis::ConvertToPseudoJet`` followed by PseudoJet's (rap, phi)."""
+    for a in range(ax_rap.size):
+        e = mom[a]
+        x = math.exp(2.0 * ax_rap[a])
+        pz = (x - 1.0) / (x + 1.0) * e
+        pt = math.sqrt(e * e - pz * pz)
+        ax_rap[a], ax_phi[a] = rap_phi(math.cos(ax_phi[a]) * pt, math.sin(ax_phi[a]) * pt, pz, e)
+
+
+@njit(cache=True, nogil=True)
+def _jet_taus(px, py, pz, e, rap, phi, pt, lo, hi, n_max, beta, r0, one_pass, max_iterations, precision, subjets, out):
+    m = hi - lo
+    if m < 2:
+        return
+    cluster_jet(px, py, pz, e, lo, hi, n_max, subjets)
+    norm = 0.0
+    for i in range(lo, hi):
+        norm += pt[i] * r0**beta
+    for n_sub in range(1, min(n_max, m - 1) + 1):
+        row = n_sub * (n_sub - 1) // 2
+        ax_rap = np.empty(n_sub)
+        ax_phi = np.empty(n_sub)
+        for a in range(n_sub):
+            ax_rap[a], ax_phi[a] = rap_phi(subjets[row + a, 0], subjets[row + a, 1], subjets[row + a, 2], subjets[row + a, 3])
+        if one_pass:
+            mom = _one_pass(rap, phi, pt, px, py, pz, lo, hi, ax_rap, ax_phi, beta, max_iterations, precision)
+            _light_like(ax_rap, ax_phi, mom)
+        tau = 0.0
+        for i in range(lo, hi):
+            best = np.inf
+            for a in range(n_sub):
+                d = _axis_distance_sq(ax_rap[a], ax_phi[a], rap[i], phi[i])
+                if d < best:
+                    best = d
+            tau += pt[i] * (math.sqrt(best) if beta == 1.0 else best ** (0.5 * beta))
+        out[n_sub - 1] = tau / norm if norm > 0.0 else 0.0
+
+
+@njit(cache=True, nogil=True)
+def _particles(px, py, pz, e):
+    n = px.size
+    rap = np.empty(n)
+    phi = np.empty(n)
+    pt = np.empty(n)
+    for i in range(n):
+        rap[i], phi[i] = rap_phi(px[i], py[i], pz[i], e[i])
+        pt[i] = math.sqrt(px[i] * px[i] + py[i] * py[i])
+    return rap, phi, pt
+
+
+@njit(cache=True, nogil=True)
+def _taus_serial(px, py, pz, e, offsets, n_max, beta, r0, one_pass, max_iterations, precision):
+    rap, phi, pt = _particles(px, py, pz, e)
+    n_jets = offsets.size - 1
+    taus = np.zeros((n_jets, n_max))
+    subjets = np.zeros((n_max * (n_max + 1) // 2, 4))
+    for j in range(n_jets):
+        _jet_taus(px, py, pz, e, rap, phi, pt, offsets[j], offsets[j + 1], n_max, beta, r0,
+                  one_pass, max_iterations, precision, subjets, taus[j])
+    return taus
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _taus_parallel(px, py, pz, e, offsets, n_max, beta, r0, one_pass, max_iterations, precision):
+    rap, phi, pt = _particles(px, py, pz, e)
+    n_jets = offsets.size - 1
+    taus = np.zeros((n_jets, n_max))
+    for j in prange(n_jets):
+        subjets = np.zeros((n_max * (n_max + 1) // 2, 4))
+        _jet_taus(px, py, pz, e, rap, phi, pt, offsets[j], offsets[j + 1], n_max, beta, r0,
+                  one_pass, max_iterations, precision, subjets, taus[j])
+    return taus
+
+
+def kt_taus_flat(
+    px: np.ndarray, py: np.ndarray, pz: np.ndarray, e: np.ndarray, offsets: np.ndarray, *,
+    n_max: int = 3, beta: float = 1.0, r0: float = 1.0, one_pass: bool = True, threads: int = 1,
+) -> np.ndarray:
+    """tau_1..tau_n_max ``(n_jets, n_max)`` with contrib's (OnePass_)KT_Axes, compiled, for a chunk.
+
+    Four-momenta are flat float64 arrays, jet j owning ``offsets[j]:offsets[j + 1]``.
+    ``threads > 1`` spreads the jets over numba's thread pool (at most ``threads``).
+    """
+    arrays = [np.ascontiguousarray(a, dtype=np.float64) for a in (px, py, pz, e)]
+    offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+    args = (*arrays, offsets, int(n_max), float(beta), float(r0), bool(one_pass), MAX_ITERATIONS, PRECISION)
+    if threads <= 1:
+        return _taus_serial(*args)
+    import numba
+
+    previous = numba.get_num_threads()
+    numba.set_num_threads(min(int(threads), numba.config.NUMBA_NUM_THREADS))
+    try:
+        return _taus_parallel(*args)
+    finally:
+        numba.set_num_threads(previous)
 
 
 def nsubjettiness_flat(
@@ -174,38 +278,36 @@ def nsubjettiness_flat(
     r0: float = 1.0,
     axes: str = "onepass_kt",
     cone_radius: float = 0.3,
+    threads: int = 1,
 ) -> np.ndarray:
     """tau_1..tau_n_max, ``(N, n_max)`` float64, from flat massless towers (eta, phi, energy).
 
     A jet with at most N constituents has tau_N = 0 (each can be its own axis);
-    an empty jet has all taus 0.
+    an empty jet has all taus 0. ``threads`` > 1 spreads the kT axes' jets over threads.
     """
     if axes not in AXES:
         raise ConfigError(f"nsubjettiness axes must be one of {AXES}, not {axes!r}")
     if n_max < 1:
         raise ConfigError(f"nsubjettiness n_max must be >= 1, not {n_max}")
+    pt = e / np.cosh(eta)
+    if axes != "cone":
+        # The same four-momenta FastJet would be given: towers are massless.
+        px, py, pz = pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta)
+        return kt_taus_flat(px, py, pz, e, offsets_of(counts), n_max=n_max, beta=beta, r0=r0,
+                            one_pass=axes == "onepass_kt", threads=threads)
     n = len(counts)
     owner = owner_index(counts)
-    pt = e / np.cosh(eta)
     # Phi about each jet's hardest tower: a jet spans < pi in phi, so every difference
     # below is then plain subtraction, without wrapping.
     hardest = segment_argmax(pt, counts)
     ref = np.where(hardest >= 0, phi[np.maximum(hardest, 0)] if phi.size else 0.0, 0.0)
     y = wrap_phi(phi - ref[owner])
-    if axes == "cone":
-        seeds = _cone_axes(eta, y, pt, counts, n_max, cone_radius)
-    else:
-        px, py, pz = pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta)
-        seeds = _kt_axes(px, py, pz, e, counts, n_max)
-        for seed in seeds:
-            seed[..., 1] = wrap_phi(seed[..., 1] - ref[:, None])
+    seeds = _cone_axes(eta, y, pt, counts, n_max, cone_radius)
     norm = segment_sum(pt, owner, n) * r0**beta
     norm = np.where(norm > 0, norm, 1.0)
     taus = np.zeros((n, n_max))
     for n_sub, seed in enumerate(seeds, start=1):
         ax = np.where(np.isnan(seed), FAR, seed)
-        if axes == "onepass_kt":
-            ax = _one_pass(eta, y, pt, owner, ax, beta, MAX_ITERATIONS, PRECISION)
         d2, _ = _nearest(eta, y, owner, ax)
         dmin = np.sqrt(d2)
         tau = segment_sum(pt * dmin if beta == 1.0 else pt * dmin**beta, owner, n) / norm
@@ -223,6 +325,7 @@ def nsubjettiness(
     r0: float = 1.0,
     axes: str = "onepass_kt",
     cone_radius: float = 0.3,
+    threads: int = 1,
 ) -> np.ndarray:
     """tau_1..tau_n_max of each jet's towers (massless), ``(N, n_max)`` float64."""
     eta, counts = flat_content(calo_eta, "calo_eta")
@@ -230,5 +333,5 @@ def nsubjettiness(
     e, _ = flat_content(calo_e, "calo_e")
     return nsubjettiness_flat(
         eta.astype(np.float64), phi.astype(np.float64), e.astype(np.float64), counts,
-        n_max=n_max, beta=beta, r0=r0, axes=axes, cone_radius=cone_radius,
+        n_max=n_max, beta=beta, r0=r0, axes=axes, cone_radius=cone_radius, threads=threads,
     )
