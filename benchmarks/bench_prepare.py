@@ -9,6 +9,11 @@ track sequences, N-subjettiness, and the whole preparation (read, all arrays,
 writing the shard, for each N-subjettiness axes choice), each as a ratio to the read
 rate, in wall time and in CPU time of this process (fairer on a shared machine). Reading
 and building are timed in alternation, best of ``--rounds`` passes each.
+N-subjettiness runs compiled (numba) on one thread, as ``hepdl prepare`` runs it, and
+also on ``--threads`` threads (there the CPU ratio counts every thread's time, the wall
+ratio is what a job with that many cores sees); fastjet-contrib's own Nsubjettiness on
+the same chunks is timed for comparison when the ``fastjet`` package is installed.
+The first compiled call (numba's cache load, or compilation) is timed separately.
 Not part of the tests.
 """
 
@@ -68,6 +73,7 @@ def main() -> int:
     ap.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "hepdl-bench-prepare"))
     ap.add_argument("--step-size", default="50 MB")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved read/build passes (best of)")
+    ap.add_argument("--threads", type=int, default=2, help="threads of the parallel N-subjettiness line")
     args = ap.parse_args()
     os.makedirs(args.workdir, exist_ok=True)
     path = args.input or make_input(args.workdir, args.n_jets)
@@ -90,11 +96,32 @@ def main() -> int:
                        trk_pt=c["trk_pt"], trk_eta=c["trk_eta"], trk_phi=c["trk_phi"])
             track_sequences({f: c[f] for f in FIELDS if f.startswith("trk_")}, jpt, jeta, jphi)
 
-    def taus(axes: str):
+    def taus(axes: str, threads: int = 1):
         def run() -> None:
             for c in chunks:
-                nsubjettiness(c["calo_eta"], c["calo_phi"], c["calo_e"], axes=axes)
+                nsubjettiness(c["calo_eta"], c["calo_phi"], c["calo_e"], axes=axes, threads=threads)
         return run
+
+    def contrib_taus() -> None:
+        import fastjet
+
+        jetdef = fastjet.JetDefinition(fastjet.kt_algorithm, 1.0)
+        for c in chunks:
+            eta, phi, e = (ak.values_astype(c[f], np.float64) for f in ("calo_eta", "calo_phi", "calo_e"))
+            pt = e / np.cosh(eta)
+            vectors = ak.zip({"px": pt * np.cos(phi), "py": pt * np.sin(phi), "pz": pt * np.sinh(eta), "E": e},
+                             with_name="Momentum4D")
+            fastjet.ClusterSequence(vectors, jetdef).njettiness(njets=[1, 2, 3], R0=1.0, beta=1.0)
+
+    # numba's first call in a process loads the compiled kernels from its cache (or compiles
+    # them once per installation): a fixed cost per `hepdl prepare` job, timed apart.
+    tiny = chunks[0][:4]
+    first = {}
+    for threads in (1, args.threads):
+        t = time.perf_counter()
+        for axes in ("onepass_kt", "kt"):
+            nsubjettiness(tiny["calo_eta"], tiny["calo_phi"], tiny["calo_e"], axes=axes, threads=threads)
+        first[threads] = time.perf_counter() - t
 
     def prepare(axes: str):
         out = os.path.join(args.workdir, f"shard_{axes}")
@@ -109,6 +136,12 @@ def main() -> int:
     times = {"read (uproot.iterate)": t_read, "images + track sequences": best[1]}
     for axes in ("onepass_kt", "kt", "cone"):
         times[f"N-subjettiness ({axes} axes)"] = timed(taus(axes))
+    for axes in ("onepass_kt", "kt"):
+        times[f"N-subjettiness ({axes}, {args.threads} threads)"] = timed(taus(axes, args.threads))
+    try:
+        times["N-subjettiness (FastJet contrib)"] = timed(contrib_taus)
+    except ImportError:
+        print("fastjet is not installed: no contrib comparison", file=sys.stderr)
     for axes in ("onepass_kt", "kt", "cone"):
         times[f"whole prepare ({axes} axes)"] = timed(prepare(axes))
         shutil.rmtree(os.path.join(args.workdir, f"shard_{axes}"), ignore_errors=True)
@@ -116,13 +149,22 @@ def main() -> int:
     towers = float(np.mean(ak.to_numpy(ak.num(chunks[0]["calo_e"]))))
     tracks = float(np.mean(ak.to_numpy(ak.num(chunks[0]["trk_pt"]))))
     print(f"{path}: {n} jets, {towers:.0f} towers and {tracks:.0f} tracks per jet, step {args.step_size}")
-    print(f"{'stage':34s} {'jets/s wall':>12s} {'x read':>7s} {'jets/s CPU':>11s} {'x read':>7s}")
+    print(f"first compiled call (cache load or compile): {first[1]:.2f} s on 1 thread, "
+          f"{first[args.threads]:.2f} s more for {args.threads} threads")
+    print(f"{'stage':40s} {'jets/s wall':>12s} {'x read':>7s} {'jets/s CPU':>11s} {'x read':>7s}")
     result = {}
     for k, (wall, cpu) in times.items():
         rw, rc = t_read[0] / wall, t_read[1] / cpu
         result[k] = {"jets_per_s_wall": n / wall, "ratio_wall": rw, "jets_per_s_cpu": n / cpu, "ratio_cpu": rc}
-        print(f"{k:34s} {n / wall:12.0f} {rw:7.2f} {n / cpu:11.0f} {rc:7.2f}")
-    print(json.dumps({"n_jets": n, "stages": result}))
+        print(f"{k:40s} {n / wall:12.0f} {rw:7.2f} {n / cpu:11.0f} {rc:7.2f}")
+    # Where the whole default prepare's CPU goes, per jet.
+    us = {k: 1e6 * cpu / n for k, (_, cpu) in times.items()}
+    whole, build = us["whole prepare (onepass_kt axes)"], us["images + track sequences"]
+    nsub, read_us = us["N-subjettiness (onepass_kt axes)"], us["read (uproot.iterate)"]
+    print(f"whole default prepare, CPU us/jet: {whole:.1f} = read {read_us:.1f} + images/tracks {build:.1f}"
+          f" + N-subjettiness {nsub:.1f} + rest (expert variables, split, checks, writing) "
+          f"{whole - read_us - build - nsub:.1f}")
+    print(json.dumps({"n_jets": n, "first_call_s": first, "stages": result}))
     return 0
 
 

@@ -30,7 +30,7 @@ MAX_RAP = 1.0e5
 TWO_PI = 2.0 * math.pi
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def rap_phi(px: float, py: float, pz: float, e: float) -> tuple[float, float]:
     """Rapidity and azimuth in [0, 2 pi), with ``fastjet::PseudoJet``'s formulas and edge cases."""
     kt2 = px * px + py * py
@@ -51,16 +51,16 @@ def rap_phi(px: float, py: float, pz: float, e: float) -> tuple[float, float]:
     return (-rap if pz > 0.0 else rap), phi
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _dist(rap, phi, a, b):
     dphi = abs(phi[a] - phi[b])
-    if dphi > math.pi:
-        dphi = TWO_PI - dphi
+    # Equal to FastJet's ``if (dphi > pi) dphi = twopi - dphi``, without a branch.
+    dphi = min(dphi, TWO_PI - dphi)
     deta = rap[a] - rap[b]
     return dphi * dphi + deta * deta
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _dij(kt2, nn, nndist, i):
     k = kt2[i]
     if nn[i] >= 0 and kt2[nn[i]] < k:
@@ -68,7 +68,7 @@ def _dij(kt2, nn, nndist, i):
     return nndist[i] * k
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _set_nn_nocross(rap, phi, nn, nndist, i, n, r2):
     best = r2
     which = -1
@@ -82,7 +82,7 @@ def _set_nn_nocross(rap, phi, nn, nndist, i, n, r2):
     nn[i] = which
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def cluster_jet(px, py, pz, e, lo, hi, n_max, out):
     """Cluster constituents ``lo:hi``; write the exclusive subjets (px, py, pz, E) for N = 1..n_max.
 
@@ -172,7 +172,7 @@ def cluster_jet(px, py, pz, e, lo, hi, n_max, out):
                     out[row + i, c] = store[index[i], c]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _exclusive_chunk(px, py, pz, e, offsets, n_max):
     n_jets = len(offsets) - 1
     out = np.zeros((n_jets, n_max * (n_max + 1) // 2, 4))

@@ -89,17 +89,16 @@ def _nearest(rap, y, owner, axes):
     return best, index
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _axis_distance_sq(rap1, phi1, rap2, phi2):
     # contrib's LightLikeAxis::DistanceSq (azimuths in [0, 2 pi)).
     dphi = abs(phi1 - phi2)
-    if dphi > math.pi:
-        dphi = TWO_PI - dphi
+    dphi = min(dphi, TWO_PI - dphi)  # contrib's wrap above pi, without a branch
     drap = rap1 - rap2
     return drap * drap + dphi * dphi
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _one_pass(rap, phi, pt, px, py, pz, lo, hi, ax_rap, ax_phi, beta, max_iterations, precision):
     """contrib's ``DefaultMeasure::get_one_pass_axes`` (pt_R measures) on one jet, in place.
 
@@ -167,7 +166,7 @@ def _one_pass(rap, phi, pt, px, py, pz, lo, hi, ax_rap, ax_phi, beta, max_iterat
     return mom
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _light_like(ax_rap, ax_phi, mom):
     """contrib's ``LightLikeAxis::ConvertToPseudoJet`` followed by PseudoJet's (rap, phi)."""
     for a in range(ax_rap.size):
@@ -178,7 +177,7 @@ def _light_like(ax_rap, ax_phi, mom):
         ax_rap[a], ax_phi[a] = rap_phi(math.cos(ax_phi[a]) * pt, math.sin(ax_phi[a]) * pt, pz, e)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _jet_taus(px, py, pz, e, rap, phi, pt, lo, hi, n_max, beta, r0, one_pass, max_iterations, precision, subjets, out):
     m = hi - lo
     if m < 2:
@@ -207,7 +206,7 @@ def _jet_taus(px, py, pz, e, rap, phi, pt, lo, hi, n_max, beta, r0, one_pass, ma
         out[n_sub - 1] = tau / norm if norm > 0.0 else 0.0
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _particles(px, py, pz, e):
     n = px.size
     rap = np.empty(n)
@@ -219,7 +218,7 @@ def _particles(px, py, pz, e):
     return rap, phi, pt
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _taus_serial(px, py, pz, e, offsets, n_max, beta, r0, one_pass, max_iterations, precision):
     rap, phi, pt = _particles(px, py, pz, e)
     n_jets = offsets.size - 1
@@ -231,7 +230,7 @@ def _taus_serial(px, py, pz, e, offsets, n_max, beta, r0, one_pass, max_iteratio
     return taus
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=True, error_model="numpy")
 def _taus_parallel(px, py, pz, e, offsets, n_max, beta, r0, one_pass, max_iterations, precision):
     rap, phi, pt = _particles(px, py, pz, e)
     n_jets = offsets.size - 1
