@@ -3,10 +3,13 @@
 tau_N = sum_i pT_i min_k dR_ik^beta / (sum_i pT_i R0^beta)   (normalised measure),
 
 with dR in (rapidity, phi). Axes follow fastjet-contrib's ``OnePass_KT_Axes``: the
-exclusive-kT subjets (one FastJet call for the whole chunk through its awkward
-multi-event interface), then one pass of Lloyd/Weiszfeld minimisation, run in
-numpy over all jets together. ``axes="kt"`` skips the minimisation (contrib's
-``KT_Axes``). ``axes="cone"`` is a fast approximation without FastJet: the pT-weighted
+exclusive-kT subjets (:mod:`hepdl.represent.kt_clustering`), then contrib's one-pass
+Lloyd/Weiszfeld minimisation, with contrib's weights, stopping rule and light-like axes,
+compiled with numba: one call per chunk, no Python per jet, no FastJet at run time
+(it is the tests' reference). Equal to contrib to rounding, except for jets where an
+exact tie of kT distances (towers on a grid) is broken in another order than FastJet's.
+``axes="kt"`` skips the minimisation (contrib's ``KT_Axes``). ``axes="cone"`` is a
+fast numpy approximation: the pT-weighted
 centroid for N = 1, and for N >= 2 the pT-weighted centroids of greedy cones of
 ``cone_radius`` around the hardest towers not yet taken (for well-separated prongs
 these are the kT subjet axes; tau values then differ from contrib's by a few per cent).
