@@ -68,9 +68,10 @@ def test_dry_run_plans_every_job(workdir: Path) -> None:
     run = _snakemake(workdir, "--configfile", str(TINY), "--dry-run")
     assert run.returncode == 0, run.stderr[-4000:]
     out = run.stdout + run.stderr
-    # tiny.yaml: 2 sim + 1 data chunks of jets; neutrino sim only (no neutrino domain study yet).
+    # tiny.yaml: 2 sim + 1 data chunks of each task (data for the domain studies).
     assert re.search(r"^generate_jets\s+3$", out, re.M), out[-3000:]
-    assert re.search(r"^generate_neutrino\s+2$", out, re.M), out[-3000:]
+    assert re.search(r"^generate_neutrino\s+3$", out, re.M), out[-3000:]
+    assert re.search(r"^evaluate_domain\s+2$", out, re.M), out[-3000:]
     assert "request_memory=4000" in out
 
 

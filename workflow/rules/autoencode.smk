@@ -91,6 +91,7 @@ rule jet_label_efficiency:
         outdir=lambda w, output: os.path.dirname(output[0]),
         settings=as_json(config["jets"]["label_efficiency"]["cnn"]),
         sizes=" ".join(map(str, config["jets"]["label_efficiency"]["sizes"])),
+        min_steps=config["jets"]["label_efficiency"]["min_steps"],
     log:
         f"{RESULTS}/logs/jet_label_efficiency.log",
     benchmark:
@@ -102,5 +103,5 @@ rule jet_label_efficiency:
         gpu=1,
     shell:
         "hepdl label-efficiency --shards {input.shards} --settings {params.settings:q} --ae-model {input.ae}"
-        " --sizes {params.sizes} --output {params.outdir} --name pretrained_cnn --seed {params.seed}"
-        " --threads {threads} > {log} 2>&1"
+        " --sizes {params.sizes} --min-steps {params.min_steps} --output {params.outdir} --name pretrained_cnn"
+        " --seed {params.seed} --threads {threads} > {log} 2>&1"

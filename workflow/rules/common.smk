@@ -65,10 +65,11 @@ def metric_files():
     if "jets" in TASKS:
         files += [f"{RESULTS}/jets/evaluation/{m}.json" for m in JET_MODELS]
         files += [f"{RESULTS}/jets/evaluation/pretrained_cnn.json"]
-        if config["jets"]["data"] or not config["jets"]["sim"]:  # a data sample exists: generated or the user's
-            files += [f"{RESULTS}/jets/evaluation/domain/domain.json"]
     if "neutrino" in TASKS:
         files += [f"{RESULTS}/neutrino/evaluation/{m}.json" for m in NEUTRINO_MODELS]
+    for task in TASKS:
+        if config[task]["data"] or not config[task]["sim"]:  # a data sample exists: generated or the user's
+            files += [f"{RESULTS}/{task}/evaluation/domain/domain.json"]
     return files
 
 
