@@ -184,3 +184,35 @@ def test_cli_bdt_errors(tmp_path, capsys):
     )
     assert "meta.json" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "o")
+
+
+def test_cli_bdt_reweight_pt_stops_the_trees_using_pt(tmp_path):
+    # The only feature is the jet pT, whose spectrum differs between the classes: trained with the
+    # background weighted to the signal's pT, the trees cannot separate them (weighted AUC ~0.5).
+    rng = np.random.default_rng(3)
+    n = 3000
+    label = (rng.random(n) < 0.5).astype(np.int64)
+    pt = np.where(label == 1, rng.normal(320, 20, n), 250 + rng.exponential(40, n)).astype(np.float32)
+    os.makedirs(tmp_path / "s0")
+    arrays = {"expert": pt[:, None], "label": label, "weight": np.ones(n, np.float32), "jet_pt": pt,
+              "split": (np.arange(n) % 5 == 4).astype(np.uint8) * 2 + (np.arange(n) % 5 == 3).astype(np.uint8)}
+    for k, v in arrays.items():
+        np.save(tmp_path / "s0" / f"{k}.npy", v)
+    meta = {"format": "hepdl-prepared-v1", "task": "jets", "n_entries": n, "spec": {},
+            "arrays": {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in arrays.items()},
+            "feature_names": {"expert": ["pt"]}}
+    (tmp_path / "s0" / "meta.json").write_text(json.dumps(meta))
+    aucs = {}
+    for mode in ("none", "pt"):
+        out = tmp_path / mode
+        assert main(["bdt", "--shards", str(tmp_path / "s0"), "--output", str(out), "--seed", "1",
+                     "--n-estimators", "30", "--reweight", mode]) == 0
+        s = load_scores(out / "test_scores.npz")
+        # the score's ranking inside each pT bin is all that is left; judge it with pT-flat weights
+        from hepdl.train.reweight import reweight_background_to_signal
+
+        w = reweight_background_to_signal(s["jet_pt"], None, s["label"])
+        aucs[mode] = (auc(s["score"], s["label"]), auc(s["score"], s["label"], w))
+        assert json.loads((out / "bdt.info.json").read_text())["reweight"] == mode
+    assert aucs["none"][0] > 0.8 and aucs["pt"][0] < aucs["none"][0] - 0.1
+    assert abs(aucs["pt"][1] - 0.5) < 0.08

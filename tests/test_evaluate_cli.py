@@ -394,3 +394,27 @@ def test_evaluate_domain(tmp_path):
         == 0
     )
     assert abs(json.loads((out / "t.json").read_text())["expert_domain_auc"] - 0.5) < 0.06
+
+
+def test_evaluate_binary_reweight_pt_removes_the_pt_difference(tmp_path, capsys):
+    # A "tagger" that is the jet pT itself: it separates signal from background only because
+    # the two spectra differ; with the background weighted to the signal's pT it is a coin toss.
+    rng = np.random.default_rng(5)
+    n = 4000
+    label = (rng.random(n) < 0.5).astype(np.int64)
+    pt = np.where(label == 1, rng.normal(320, 20, n), 250 + rng.exponential(40, n)).astype(np.float32)
+    save_scores(tmp_path / "pt.npz", {"score": pt / 1000, "label": label, "weight": np.ones(n, np.float32),
+                                      "jet_pt": pt})
+    out = tmp_path / "eval"
+    argv = ["evaluate", "binary", "--scores", str(tmp_path / "pt.npz"), "--names", "pt", "--output", str(out)]
+    assert main([*argv, "--reweight", "pt"]) == 0
+    result = json.loads((out / "pt.json").read_text())
+    assert result["auc_unweighted"] > 0.8
+    assert abs(result["auc"] - 0.5) < 0.03
+    assert main(argv) == 0  # without reweighting: the plain AUC, no auc_unweighted entry
+    plain = json.loads((out / "pt.json").read_text())
+    assert plain["auc"] == pytest.approx(result["auc_unweighted"]) and "auc_unweighted" not in plain
+    save_scores(tmp_path / "no_pt.npz", {"score": pt, "label": label, "weight": np.ones(n, np.float32)})
+    assert main(["evaluate", "binary", "--scores", str(tmp_path / "no_pt.npz"), "--names", "x", "--output",
+                 str(out), "--reweight", "pt"]) != 0
+    assert "no_pt.npz: --reweight pt needs the jet_pt array" in capsys.readouterr().err

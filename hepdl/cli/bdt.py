@@ -59,6 +59,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--early-stopping", type=int, default=20, help="rounds without validation improvement"
     )
+    p.add_argument(
+        "--reweight",
+        default="none",
+        choices=("none", "pt", "pt_eta"),
+        help="weight background training (and validation) jets to the signal's jet pT (and eta) "
+        "spectrum, fitted on the train split, so that the trees cannot use the samples' pT difference",
+    )
     p.set_defaults(func=run)
 
 
@@ -87,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     from hepdl.bdt.boosted_trees import settings_dict
     from hepdl.evaluate.results import save_scores
 
-    wanted = [args.array, "label", "weight", *PASSTHROUGH]
+    wanted = [args.array, "label", "weight", *PASSTHROUGH, "jet_eta"]
     data, meta = read_splits(args.shards, wanted)
     for need in (args.array, "label"):
         if need not in data["train"]:
@@ -102,6 +109,9 @@ def run(args: argparse.Namespace) -> int:
         n = len(part["label"])
         part["weight"] = np.asarray(part.get("weight", np.ones(n)), dtype=np.float32)
     train, val = data["train"], data["validation"]
+    w_train, w_val = train["weight"], val["weight"]
+    if args.reweight != "none":
+        w_train, w_val = _reweighted(args, train, val)
     n_classes = args.num_classes or (2 if task == "jets" else int(train["label"].max()) + 1)
     settings = BDTSettings(
         n_estimators=args.n_estimators,
@@ -116,8 +126,8 @@ def run(args: argparse.Namespace) -> int:
         val["label"],
         feature_names=used,
         n_classes=n_classes,
-        w_train=train["weight"],
-        w_val=val["weight"],
+        w_train=w_train,
+        w_val=w_val,
         settings=settings,
         seed=args.seed,
         threads=args.threads,
@@ -140,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
         "n_classes": n_classes,
         "seed": args.seed,
         "settings": settings_dict(settings),
+        "reweight": args.reweight,
         "shards": [os.path.abspath(s) for s in args.shards],
         "data_shards": [os.path.abspath(s) for s in args.data_shards or []],
         "split": meta.get("split"),
@@ -151,6 +162,19 @@ def run(args: argparse.Namespace) -> int:
         f"(best {_best_iteration(booster)}), model {model}"
     )
     return 0
+
+
+def _reweighted(args: argparse.Namespace, train: dict, val: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Train and validation weights times the background-to-signal spectrum factors (fitted on train)."""
+    from hepdl.train.reweight import SpectrumReweighter
+
+    keys = ["jet_pt"] + (["jet_eta"] if args.reweight == "pt_eta" else [])
+    for key in keys:
+        if key not in train:
+            raise InputError(f"{args.shards[0]}: --reweight {args.reweight} needs the {key!r} array in the shards")
+    eta = (lambda part: part.get("jet_eta")) if args.reweight == "pt_eta" else (lambda part: None)
+    rw = SpectrumReweighter.fit(train["jet_pt"], eta(train), train["label"], train["weight"])
+    return tuple(part["weight"] * rw.weights(part["jet_pt"], eta(part), part["label"]) for part in (train, val))
 
 
 def _best_iteration(booster) -> int:

@@ -42,6 +42,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--signal-efficiency", type=float, default=0.5, help="working point on simulated signal")
     e.add_argument("--signal-class", type=int, default=1, help="class whose probability is the score (K classes)")
     e.add_argument("--domain-classifier", default="logistic", choices=("logistic", "gbdt"))
+    e.add_argument("--reweight", default="none", choices=("none", "pt"),
+                   help="pt: sim and data AUCs with the background weighted to the signal's jet pT")
     e.add_argument("--device", default="cpu")
     e.add_argument("--batch-size", type=int, default=512)
     e.set_defaults(func=run_evaluate)
@@ -90,14 +92,16 @@ def run_evaluate(args: argparse.Namespace) -> int:
             missing = [k for k in inputs if k not in have]
             if missing:
                 raise InputError(f"{shards[0]}: model {path} reads {missing[0]!r}, which the shard does not hold")
-            extra = [k for k in ("label", "weight") if k in have]
+            extra = [k for k in ("label", "weight", "jet_pt") if k in have and k not in inputs]
             data = PreparedDataset(shards, args.split, [*inputs, *extra])
             if len(data) == 0:
                 raise InputError(f"{shards[0]}: the {args.split} split is empty")
-            outs.append(network_outputs(model, data, inputs, batch_size=args.batch_size, device=args.device))
+            outs.append(network_outputs(model, data, inputs, batch_size=args.batch_size, device=args.device,
+                                        keys=extra))
         sim, data = outs
         m = domain_metrics(sim, data, seed=args.seed, signal_efficiency=args.signal_efficiency,
-                           signal_class=args.signal_class, domain_classifier=args.domain_classifier)
+                           signal_class=args.signal_class, domain_classifier=args.domain_classifier,
+                           reweight=args.reweight)
         result.update({f"{name}_{k}": v for k, v in m.items()})
         s_score = sim["score"] if sim["score"].ndim == 1 else sim["score"][:, args.signal_class]
         d_score = data["score"] if data["score"].ndim == 1 else data["score"][:, args.signal_class]

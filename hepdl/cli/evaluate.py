@@ -37,6 +37,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="each model's scores on the data sample (same order as --scores), for sim-vs-data agreement",
     )
+    b.add_argument(
+        "--reweight",
+        default="none",
+        choices=("none", "pt"),
+        help="pt: weight background test jets to the signal's jet-pT spectrum (fitted on each test sample), "
+        "so that no model scores by the samples' pT difference; auc_unweighted keeps the plain AUC",
+    )
     b.set_defaults(func=run_binary)
 
     m = kinds.add_parser("multiclass", help="several classes (neutrino flavour)")
@@ -144,8 +151,13 @@ def run_binary(args: argparse.Namespace) -> int:
     for i, (name, path) in enumerate(zip(args.names, args.scores, strict=True)):
         arrays = load_scores(path)
         score, label, weight = _binary_score(arrays, path), arrays["label"], arrays["weight"]
+        plain = weight
+        if args.reweight == "pt":
+            weight = _pt_reweighted(arrays, path)
         try:
             result = metrics.binary_metrics(score, label, weight)
+            if args.reweight != "none":
+                result["auc_unweighted"] = metrics.auc(score, label, plain)
         except InputError as err:
             raise InputError(f"{path}: {err}") from None
         data = None
@@ -170,8 +182,19 @@ def run_binary(args: argparse.Namespace) -> int:
             f"hepdl evaluate: {args.task}.{name}: AUC {result['auc']:.4f}, "
             f"rejection at 50% {result['rejection_at_50']:.1f}"
         )
-    plots.plot_roc(curves, title=args.task, path=os.path.join(args.output, "roc.png"))
+    title = args.task + (": background weighted to the signal's jet pT" if args.reweight == "pt" else "")
+    plots.plot_roc(curves, title=title, path=os.path.join(args.output, "roc.png"))
     return 0
+
+
+def _pt_reweighted(arrays: dict, path: str) -> np.ndarray:
+    """Event weights times the factors that give the background the signal's jet-pT spectrum."""
+    from hepdl.train.reweight import reweight_background_to_signal
+
+    if "jet_pt" not in arrays:
+        raise InputError(f"{path}: --reweight pt needs the jet_pt array in the scores file")
+    weight = np.asarray(arrays["weight"], dtype=np.float64)
+    return weight * reweight_background_to_signal(arrays["jet_pt"], None, arrays["label"], weight)
 
 
 def _sim_vs_data(metrics, score, label, weight, data: dict, path: str) -> dict:

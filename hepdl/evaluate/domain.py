@@ -82,6 +82,7 @@ def _has_labels(out: Mapping[str, np.ndarray], signal_class: int) -> bool:
 def domain_metrics(
     sim: Mapping[str, np.ndarray], data: Mapping[str, np.ndarray], *, seed: int = 0,
     signal_efficiency: float = 0.5, signal_class: int = 1, domain_classifier: str = "logistic",
+    reweight: str = "none",
 ) -> dict[str, Any]:
     """Transfer metrics of one network from its outputs on simulation and on data.
 
@@ -89,6 +90,9 @@ def domain_metrics(
     optionally ``label``, ``weight``). Simulation must be labelled; data labels, when present
     (label >= 0), give ``data_auc``, ``data_signal_eff`` and ``eff_shift``. For K-class scores
     the probability of ``signal_class`` is the score, one class against the rest.
+    ``reweight="pt"`` weights the background to the signal's jet-pT spectrum (``jet_pt`` in the
+    outputs) within each sample for ``sim_auc`` and ``data_auc`` only; the label-free metrics and
+    the working point (signal only) do not depend on it.
     """
     s_score, d_score = _signal_score(sim["score"], signal_class), _signal_score(data["score"], signal_class)
     s_w, d_w = sim.get("weight"), data.get("weight")
@@ -99,14 +103,15 @@ def domain_metrics(
         "domain_auc": metrics.domain_classifier_auc(sim["features"], data["features"], seed=seed,
                                                     model=domain_classifier),
         **metrics.score_agreement(s_score, d_score, s_w, d_w),
-        "sim_auc": metrics.auc(s_score, s_label, s_w),
+        "sim_auc": metrics.auc(s_score, s_label, _auc_weight(sim, s_label, s_w, reweight)),
         "n_sim": int(len(s_score)), "n_data": int(len(d_score)),
     }
     if _has_labels(data, signal_class):
         labelled = np.asarray(data["label"]) >= 0
         d_label = (np.asarray(data["label"])[labelled] == signal_class).astype(np.int64)
         dw = None if d_w is None else np.asarray(d_w)[labelled]
-        out["data_auc"] = metrics.auc(d_score[labelled], d_label, dw)
+        d_pt = {"jet_pt": np.asarray(data["jet_pt"])[labelled]} if "jet_pt" in data else {}
+        out["data_auc"] = metrics.auc(d_score[labelled], d_label, _auc_weight(d_pt, d_label, dw, reweight))
         sig = d_label == 1
         wp = metrics.working_point_stability(
             s_score, s_label, d_score[labelled][sig], signal_efficiency=signal_efficiency, weight=s_w,
@@ -118,3 +123,18 @@ def domain_metrics(
                    # binomial uncertainty: a shift below about twice this is not resolved by the sample
                    eff_shift_err=float(np.sqrt(eff * (1.0 - eff) / n_eff)) if n_eff > 0 else float("nan"))
     return out
+
+
+def _auc_weight(out: Mapping[str, np.ndarray], label01: np.ndarray, weight: np.ndarray | None,
+                reweight: str) -> np.ndarray | None:
+    """Event weights, times the background-to-signal jet-pT factors when ``reweight == "pt"``."""
+    if reweight == "none":
+        return weight
+    if reweight != "pt":
+        raise InputError(f"domain_metrics: reweight must be 'none' or 'pt', not {reweight!r}")
+    if "jet_pt" not in out:
+        raise InputError("domain_metrics: reweight 'pt' needs jet_pt in the network outputs")
+    from hepdl.train.reweight import reweight_background_to_signal
+
+    w = np.ones(len(label01)) if weight is None else np.asarray(weight, dtype=np.float64)
+    return w * reweight_background_to_signal(out["jet_pt"], None, label01, w)

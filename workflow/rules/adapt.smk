@@ -12,7 +12,7 @@ rule train_jet_dann:
     params:
         seed=SEED,
         outdir=lambda w, output: os.path.dirname(output[0]),
-        settings=as_json(config["jets"]["dann"]),
+        settings=jet_classifier_settings("dann"),
         device=config["device"],
     log:
         f"{RESULTS}/logs/train_jet_dann.log",
@@ -77,6 +77,7 @@ rule evaluate_domain:
         seed=SEED,
         outdir=lambda w, output: os.path.dirname(output[0]),
         signal_class=lambda w: SIGNAL_CLASS[w.task],
+        reweight=lambda w: JET_EVAL_REWEIGHT if w.task == "jets" else "none",
     log:
         f"{RESULTS}/logs/evaluate_domain_{{task}}.log",
     threads: 2
@@ -86,4 +87,5 @@ rule evaluate_domain:
     shell:
         "hepdl domain evaluate --models cnn={input.cnn} dann={input.dann} --sim-shards {input.shards}"
         " --data-shards {input.data} --task {wildcards.task} --signal-class {params.signal_class}"
+        " --reweight {params.reweight}"
         " --output {params.outdir} --seed {params.seed} > {log} 2>&1"

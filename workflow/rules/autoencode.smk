@@ -64,6 +64,7 @@ rule train_jet_ae_xgboost:
         seed=SEED,
         outdir=lambda w, output: os.path.dirname(output[0]),
         xgb=config["jets"]["ae_xgboost"],
+        reweight=config["jets"]["reweight"],
         shards=lambda w, input: " ".join(os.path.dirname(p) for p in input.features),
     log:
         f"{RESULTS}/logs/train_jet_ae_xgboost.log",
@@ -76,7 +77,7 @@ rule train_jet_ae_xgboost:
     shell:
         "hepdl bdt --shards {params.shards} --array ae_features --output {params.outdir} --seed {params.seed}"
         " --threads {threads} --n-estimators {params.xgb[n_estimators]} --max-depth {params.xgb[max_depth]}"
-        " --learning-rate {params.xgb[learning_rate]} > {log} 2>&1"
+        " --learning-rate {params.xgb[learning_rate]} --reweight {params.reweight} > {log} 2>&1"
 
 
 rule jet_label_efficiency:

@@ -42,6 +42,15 @@ def as_json(value):
     return json.dumps(value, sort_keys=True)
 
 
+def jet_classifier_settings(name):
+    """A jet classifier's training settings, with the task's pT reweighting unless the model sets its own."""
+    return as_json({"reweight": config["jets"]["reweight"], **config["jets"][name]})
+
+
+# Evaluation weights the background to the signal's pT whenever training reweights.
+JET_EVAL_REWEIGHT = "none" if config["jets"]["reweight"] == "none" else "pt"
+
+
 def chunk_seed(task, domain, chunk):
     """Each generation job gets its own seed, derived from the config's."""
     offset = {"jets": 0, "neutrino": 500}[task] + {"sim": 0, "data": 1000}[domain]

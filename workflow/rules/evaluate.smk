@@ -13,6 +13,7 @@ rule evaluate_jets:
     params:
         outdir=lambda w, output: os.path.dirname(output[0]),
         names=" ".join(JET_MODELS),
+        reweight=JET_EVAL_REWEIGHT,
     log:
         f"{RESULTS}/logs/evaluate_jets.log",
     threads: 1
@@ -21,6 +22,7 @@ rule evaluate_jets:
         runtime=30,
     shell:
         "(hepdl evaluate binary --task jets --scores {input.scores} --names {params.names} --output {params.outdir}"
+        " --reweight {params.reweight}"
         " && hepdl evaluate images --shards {input.shards} --split test --classes QCD W --channel calo_et"
         " --output {params.outdir}) > {log} 2>&1"
 

@@ -12,7 +12,7 @@ rule train_jet_cnn:
     params:
         seed=SEED,
         outdir=lambda w, output: os.path.dirname(output[0]),
-        settings=as_json(config["jets"]["cnn"]),
+        settings=jet_classifier_settings("cnn"),
         device=config["device"],
     log:
         f"{RESULTS}/logs/train_jet_cnn.log",
@@ -36,7 +36,7 @@ rule train_jet_expert_mlp:
     params:
         seed=SEED,
         outdir=lambda w, output: os.path.dirname(output[0]),
-        settings=as_json(config["jets"]["expert_mlp"]),
+        settings=jet_classifier_settings("expert_mlp"),
         device="cpu",  # a few thousand parameters: a GPU would only add transfer time
     log:
         f"{RESULTS}/logs/train_jet_expert_mlp.log",
@@ -63,6 +63,7 @@ rule train_jet_expert:
         outdir=lambda w, output: os.path.dirname(output[0]),
         features=lambda w: " ".join(["--features", *config["jets"][w.bdt]["features"]]) if config["jets"][w.bdt]["features"] else "",
         xgb=lambda w: config["jets"][w.bdt],
+        reweight=config["jets"]["reweight"],
     log:
         f"{RESULTS}/logs/train_jet_{{bdt}}.log",
     benchmark:
@@ -73,6 +74,7 @@ rule train_jet_expert:
         runtime=60,
     shell:
         "hepdl bdt --shards {input.shards} --array expert {params.features} --output {params.outdir}"
+        " --reweight {params.reweight}"
         " --seed {params.seed} --threads {threads} --n-estimators {params.xgb[n_estimators]}"
         " --max-depth {params.xgb[max_depth]} --learning-rate {params.xgb[learning_rate]} > {log} 2>&1"
 
@@ -141,7 +143,7 @@ rule train_jet_tracks:
     params:
         seed=SEED,
         outdir=lambda w, output: os.path.dirname(output[0]),
-        settings=lambda w: as_json(config["jets"][w.tagger]),
+        settings=lambda w: jet_classifier_settings(w.tagger),
         device=config["device"],
     log:
         f"{RESULTS}/logs/train_jet_{{tagger}}.log",
