@@ -21,6 +21,7 @@ from hepdl.represent.jagged import flat_content
 from hepdl.represent.jet_images import CHANNELS, jet_images
 from hepdl.represent.pixel_maps import NEUTRINO_FEATURES, neutrino_variables, pixel_maps
 from hepdl.represent.track_sequences import TRACK_FEATURES, track_sequences
+from hepdl.represent.trimming import trim_jets
 
 TASKS = ("jets", "neutrino")
 
@@ -32,7 +33,7 @@ NEUTRINO_OPTIONAL = ("label", "weight", "nu_energy")
 
 
 def default_jet_spec() -> dict[str, Any]:
-    """Default jet representation: 32x32 images over +-1.2, 30 tracks, taus with beta=1, R0=1."""
+    """Default jet representation: 32x32 images over +-1.2, 30 tracks, taus with beta=1, R0=1, untrimmed."""
     return {
         "task": "jets",
         "image": {
@@ -45,6 +46,11 @@ def default_jet_spec() -> dict[str, Any]:
             "normalise": "sum",
             "subjet_radius": 0.3,
         },
+        # Trimming of every jet before everything else; f_cut 0 (the default) is off, 0.05 is
+        # ATLAS's large-R setting. Off by default: on the embedded sample it lifts the expert
+        # BDT (trimmed mass) to AUC 0.939 while the CNN stays at 0.928 (README, "Training").
+        # A spec without the key (older model files) is untrimmed.
+        "trim": {"r_sub": 0.2, "f_cut": 0.0},
         "tracks": {"length": 30, "sort_by": "pt", "features": list(TRACK_FEATURES)},
         "expert": {
             "features": list(EXPERT_FEATURES),
@@ -115,6 +121,9 @@ def _need(chunk: ak.Array, names) -> None:
 def jet_representation(chunk: ak.Array, spec: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """Jet images, expert variables, track sequences and jet kinematics of a chunk of jets."""
     _need(chunk, JET_REQUIRED + JET_TRACKS)
+    trim = spec.get("trim") or {"f_cut": 0.0}
+    if trim["f_cut"] > 0:
+        chunk = trim_jets(chunk, r_sub=trim["r_sub"], f_cut=trim["f_cut"])
     img, trk, ex = spec["image"], spec["tracks"], spec["expert"]
     jet_pt = _column(chunk, "jet_pt", np.float64, 0.0)
     jet_eta = _column(chunk, "jet_eta", np.float64, 0.0)
