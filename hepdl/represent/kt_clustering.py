@@ -86,25 +86,16 @@ def _set_nn_nocross(rap, phi, nn, nndist, i, n, r2):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def cluster_jet(px, py, pz, e, lo, hi, n_max, out):
-    """Cluster constituents ``lo:hi``; write the exclusive subjets (px, py, pz, E) for N = 1..n_max.
+def new_slots(m, r2):
+    """``store`` (every pseudojet of the history, by creation) and the per-slot arrays of the
+    active pseudojets, as FastJet's BriefJets: rap, phi, kt2, index, nn, nndist, dij."""
+    return (np.empty((2 * m, 4)), np.empty(m), np.empty(m), np.empty(m), np.empty(m, dtype=np.int64),
+            np.full(m, -1, dtype=np.int64), np.full(m, r2), np.empty(m))
 
-    ``out`` is ``(n_max (n_max + 1) / 2, 4)``: the N subjets of N start at row
-    N (N - 1) / 2. Rows of an N at least the number of constituents are left as
-    they are (N-subjettiness is zero there whatever the axes).
-    """
-    m = hi - lo
-    if m < 2:
-        return
-    r2 = MAX_ALLOWABLE_R * MAX_ALLOWABLE_R
-    store = np.empty((2 * m, 4))  # every pseudojet of the history, by creation
-    rap = np.empty(m)  # the rest is per slot of the active pseudojets, as FastJet's BriefJets
-    phi = np.empty(m)
-    kt2 = np.empty(m)
-    index = np.empty(m, dtype=np.int64)
-    nn = np.full(m, -1, dtype=np.int64)
-    nndist = np.full(m, r2)
-    dij = np.empty(m)
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def start_slots(px, py, pz, e, lo, m, r2, store, rap, phi, kt2, index, nn, nndist, dij):
+    """Constituents ``lo:lo + m`` into the slots, each with its nearest neighbour within sqrt(r2)."""
     for i in range(m):
         store[i, 0] = px[lo + i]
         store[i, 1] = py[lo + i]
@@ -124,50 +115,85 @@ def cluster_jet(px, py, pz, e, lo, hi, n_max, out):
                 nn[b] = a
     for i in range(m):
         dij[i] = _dij(kt2, nn, nndist, i)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def smallest_distance(dij, n):
+    """The slot of the smallest d_ij (or d_iB) among the n active ones; the first wins a tie."""
+    a = 0
+    best = dij[0]
+    for i in range(1, n):
+        if dij[i] < best:
+            best = dij[i]
+            a = i
+    return a
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def merge_slots(store, stored, rap, phi, kt2, index, nn, nndist, a, b, r2):
+    """E-scheme: slots a and b recombine into history entry ``stored``, which takes slot b."""
+    for c in range(4):
+        store[stored, c] = store[index[a], c] + store[index[b], c]
+    index[b] = stored
+    rap[b], phi[b] = rap_phi(store[stored, 0], store[stored, 1], store[stored, 2], store[stored, 3])
+    kt2[b] = store[stored, 0] * store[stored, 0] + store[stored, 1] * store[stored, 1]
+    nn[b] = -1
+    nndist[b] = r2
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def close_slot(rap, phi, kt2, index, nn, nndist, dij, a, b, n, r2):
+    """Slot a leaves (the last of the ``n + 1`` active slots moves into it, as in FastJet);
+    the slots whose NN was a or b (b < 0: none merged) are searched again, and b's NN updated."""
+    tail = n
+    rap[a], phi[a], kt2[a], index[a] = rap[tail], phi[tail], kt2[tail], index[tail]
+    nn[a], nndist[a], dij[a] = nn[tail], nndist[tail], dij[tail]
+    for i in range(n):
+        if nn[i] == a or nn[i] == b:
+            _set_nn_nocross(rap, phi, nn, nndist, i, n, r2)
+            dij[i] = _dij(kt2, nn, nndist, i)
+        if b >= 0 and i != b:
+            d = _dist(rap, phi, i, b)
+            if d < nndist[i]:
+                nndist[i] = d
+                nn[i] = b
+                dij[i] = _dij(kt2, nn, nndist, i)
+            if d < nndist[b]:
+                nndist[b] = d
+                nn[b] = i
+        if nn[i] == tail:
+            nn[i] = a
+    if b >= 0:
+        dij[b] = _dij(kt2, nn, nndist, b)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def cluster_jet(px, py, pz, e, lo, hi, n_max, out):
+    """Cluster constituents ``lo:hi``; write the exclusive subjets (px, py, pz, E) for N = 1..n_max.
+
+    ``out`` is ``(n_max (n_max + 1) / 2, 4)``: the N subjets of N start at row
+    N (N - 1) / 2. Rows of an N at least the number of constituents are left as
+    they are (N-subjettiness is zero there whatever the axes).
+    """
+    m = hi - lo
+    if m < 2:
+        return
+    r2 = MAX_ALLOWABLE_R * MAX_ALLOWABLE_R
+    store, rap, phi, kt2, index, nn, nndist, dij = new_slots(m, r2)
+    start_slots(px, py, pz, e, lo, m, r2, store, rap, phi, kt2, index, nn, nndist, dij)
     n = m
     stored = m
     while n > 1:
-        a = 0
-        best = dij[0]
-        for i in range(1, n):
-            if dij[i] < best:
-                best = dij[i]
-                a = i
+        a = smallest_distance(dij, n)
         b = nn[a]
         if b >= 0:
             if a < b:
                 a, b = b, a
-            # E-scheme: the merged pseudojet takes slot b.
-            for c in range(4):
-                store[stored, c] = store[index[a], c] + store[index[b], c]
-            index[b] = stored
-            rap[b], phi[b] = rap_phi(store[stored, 0], store[stored, 1], store[stored, 2], store[stored, 3])
-            kt2[b] = store[stored, 0] * store[stored, 0] + store[stored, 1] * store[stored, 1]
-            nn[b] = -1
-            nndist[b] = r2
+            merge_slots(store, stored, rap, phi, kt2, index, nn, nndist, a, b, r2)
             stored += 1
         # else: a recombines with the beam (only a zero-pT pseudojet can, at this R).
         n -= 1
-        tail = n
-        rap[a], phi[a], kt2[a], index[a] = rap[tail], phi[tail], kt2[tail], index[tail]
-        nn[a], nndist[a], dij[a] = nn[tail], nndist[tail], dij[tail]
-        for i in range(n):
-            if nn[i] == a or nn[i] == b:
-                _set_nn_nocross(rap, phi, nn, nndist, i, n, r2)
-                dij[i] = _dij(kt2, nn, nndist, i)
-            if b >= 0 and i != b:
-                d = _dist(rap, phi, i, b)
-                if d < nndist[i]:
-                    nndist[i] = d
-                    nn[i] = b
-                    dij[i] = _dij(kt2, nn, nndist, i)
-                if d < nndist[b]:
-                    nndist[b] = d
-                    nn[b] = i
-            if nn[i] == tail:
-                nn[i] = a
-        if b >= 0:
-            dij[b] = _dij(kt2, nn, nndist, b)
+        close_slot(rap, phi, kt2, index, nn, nndist, dij, a, b, n, r2)
         if n <= n_max:
             row = n * (n - 1) // 2
             for i in range(n):

@@ -25,7 +25,15 @@ from numba import njit
 
 from hepdl.errors import ConfigError
 from hepdl.represent.jagged import flat_content
-from hepdl.represent.kt_clustering import TWO_PI, _dij, _dist, _set_nn_nocross, rap_phi
+from hepdl.represent.kt_clustering import (
+    TWO_PI,
+    close_slot,
+    merge_slots,
+    new_slots,
+    rap_phi,
+    smallest_distance,
+    start_slots,
+)
 
 MAX_SUBJETS = 16  # kept subjet axes per jet that tracks are matched to (a jet has a handful)
 
@@ -41,83 +49,28 @@ def _subjet_labels(px, py, pz, e, lo, hi, r, labels):
     if m == 0:
         return 0
     r2 = r * r
-    store = np.empty((2 * m, 4))
-    parent = np.full(2 * m, -1, dtype=np.int64)
-    final = np.full(2 * m, -1, dtype=np.int64)
-    rap = np.empty(m)
-    phi = np.empty(m)
-    kt2 = np.empty(m)
-    index = np.empty(m, dtype=np.int64)
-    nn = np.full(m, -1, dtype=np.int64)
-    nndist = np.full(m, r2)
-    dij = np.empty(m)
-    for i in range(m):
-        store[i, 0] = px[lo + i]
-        store[i, 1] = py[lo + i]
-        store[i, 2] = pz[lo + i]
-        store[i, 3] = e[lo + i]
-        rap[i], phi[i] = rap_phi(store[i, 0], store[i, 1], store[i, 2], store[i, 3])
-        kt2[i] = store[i, 0] * store[i, 0] + store[i, 1] * store[i, 1]
-        index[i] = i
-    for a in range(1, m):
-        for b in range(a):
-            d = _dist(rap, phi, a, b)
-            if d < nndist[a]:
-                nndist[a] = d
-                nn[a] = b
-            if d < nndist[b]:
-                nndist[b] = d
-                nn[b] = a
-    for i in range(m):
-        dij[i] = _dij(kt2, nn, nndist, i)
+    store, rap, phi, kt2, index, nn, nndist, dij = new_slots(m, r2)
+    parent = np.full(2 * m, -1, dtype=np.int64)  # history entry each pseudojet merged into
+    final = np.full(2 * m, -1, dtype=np.int64)  # subjet number of the pseudojets that became subjets
+    start_slots(px, py, pz, e, lo, m, r2, store, rap, phi, kt2, index, nn, nndist, dij)
     n = m
     stored = m
     n_sub = 0
     while n > 0:
-        a = 0
-        best = dij[0]
-        for i in range(1, n):
-            if dij[i] < best:
-                best = dij[i]
-                a = i
+        a = smallest_distance(dij, n)
         b = nn[a]
         if b >= 0:
             if a < b:
                 a, b = b, a
-            for c in range(4):
-                store[stored, c] = store[index[a], c] + store[index[b], c]
             parent[index[a]] = stored
             parent[index[b]] = stored
-            index[b] = stored
-            rap[b], phi[b] = rap_phi(store[stored, 0], store[stored, 1], store[stored, 2], store[stored, 3])
-            kt2[b] = store[stored, 0] * store[stored, 0] + store[stored, 1] * store[stored, 1]
-            nn[b] = -1
-            nndist[b] = r2
+            merge_slots(store, stored, rap, phi, kt2, index, nn, nndist, a, b, r2)
             stored += 1
         else:  # no neighbour within r: the pseudojet is a subjet (d_iB = kt^2 is the smallest distance)
             final[index[a]] = n_sub
             n_sub += 1
         n -= 1
-        tail = n
-        rap[a], phi[a], kt2[a], index[a] = rap[tail], phi[tail], kt2[tail], index[tail]
-        nn[a], nndist[a], dij[a] = nn[tail], nndist[tail], dij[tail]
-        for i in range(n):
-            if nn[i] == a or nn[i] == b:
-                _set_nn_nocross(rap, phi, nn, nndist, i, n, r2)
-                dij[i] = _dij(kt2, nn, nndist, i)
-            if b >= 0 and i != b:
-                d = _dist(rap, phi, i, b)
-                if d < nndist[i]:
-                    nndist[i] = d
-                    nn[i] = b
-                    dij[i] = _dij(kt2, nn, nndist, i)
-                if d < nndist[b]:
-                    nndist[b] = d
-                    nn[b] = i
-            if nn[i] == tail:
-                nn[i] = a
-        if b >= 0:
-            dij[b] = _dij(kt2, nn, nndist, b)
+        close_slot(rap, phi, kt2, index, nn, nndist, dij, a, b, n, r2)
     for k in range(m):
         node = k
         while final[node] < 0:
