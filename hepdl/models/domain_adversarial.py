@@ -108,8 +108,32 @@ class _LearningRateScaled(nn.Module):
         return torch.func.functional_call(self.module, {**params, **buffers}, (x,))
 
 
+class _WrappedClassifier(nn.Module):
+    """A registered model (``self.base``) with an adversary beside it: the engine, scoring and
+    export read the base's inputs, layout and body/head off the wrapper."""
+
+    def _adopt(self, base: nn.Module) -> None:
+        self.base = base
+        self.input_key = base.input_key
+        if getattr(base, "input_keys", None):
+            self.input_keys = tuple(base.input_keys)
+        self.prefers_channels_last = bool(getattr(base, "prefers_channels_last", False))
+        if hasattr(base, "body_dim"):
+            self.body_dim = int(base.body_dim)
+
+    @property
+    def body(self) -> nn.Module:
+        """The shared feature extractor (the base model's body)."""
+        return self.base.body
+
+    @property
+    def head(self) -> nn.Module:
+        """The label head (the base model's head)."""
+        return self.base.head
+
+
 @register_model("domain_adversarial")
-class DomainAdversarial(nn.Module):
+class DomainAdversarial(_WrappedClassifier):
     """A registered model with body/head plus a domain head behind a gradient reversal.
 
     Args:
@@ -147,7 +171,7 @@ class DomainAdversarial(nn.Module):
             raise ValueError("base must be a model config with a 'name', e.g. {'name': 'jet_cnn'}")
         if base["name"] == "domain_adversarial":
             raise ValueError("base cannot itself be domain_adversarial")
-        self.base = build_model(base)
+        self._adopt(build_model(base))
         missing = [a for a in ("body", "head", "body_dim") if not hasattr(self.base, a)]
         if missing:
             raise ValueError(f"model {base['name']!r} has no {missing[0]!r}: domain adaptation needs body/head")
@@ -166,22 +190,6 @@ class DomainAdversarial(nn.Module):
             raise ValueError(f"domain_lr_scale must be > 0, not {domain_lr_scale}")
         self.domain_head = head if float(domain_lr_scale) == 1.0 else _LearningRateScaled(head, float(domain_lr_scale))
         self.n_outputs = int(getattr(self.base, "n_outputs", 1))
-        # the engine, scoring and export read these off the model
-        self.input_key = self.base.input_key
-        if getattr(self.base, "input_keys", None):
-            self.input_keys = tuple(self.base.input_keys)
-        self.prefers_channels_last = bool(getattr(self.base, "prefers_channels_last", False))
-        self.body_dim = int(self.base.body_dim)
-
-    @property
-    def body(self) -> nn.Module:
-        """The shared feature extractor (the base model's body)."""
-        return self.base.body
-
-    @property
-    def head(self) -> nn.Module:
-        """The label head (the base model's head)."""
-        return self.base.head
 
     def features(self, *inputs: torch.Tensor) -> torch.Tensor:
         return self.base.body(*inputs)
@@ -200,7 +208,7 @@ class DomainAdversarial(nn.Module):
 
 
 @register_model("pivot_adversarial")
-class PivotAdversarial(nn.Module):
+class PivotAdversarial(_WrappedClassifier):
     """A classifier decorrelated from a nuisance (jet mass) by an adversary (Louppe, Kagan, Cranmer,
     "Learning to pivot with adversarial networks", 2017), through the same gradient reversal.
 
@@ -226,7 +234,7 @@ class PivotAdversarial(nn.Module):
             raise ValueError("base must be the config of a plain registered classifier, e.g. {'name': 'jet_cnn'}")
         if int(n_mass_bins) < 2:
             raise ValueError(f"n_mass_bins must be at least 2, not {n_mass_bins}")
-        self.base = build_model(base)
+        self._adopt(build_model(base))
         if int(getattr(self.base, "n_outputs", 1)) != 1:
             raise ValueError("mass decorrelation needs a binary classifier (one logit)")
         hidden = [int(adversary_hidden)] if isinstance(adversary_hidden, int) else [int(h) for h in adversary_hidden]
@@ -238,20 +246,6 @@ class PivotAdversarial(nn.Module):
         # inner bin edges of the mass (n_mass_bins - 1), saved with the model
         self.register_buffer("mass_edges", torch.linspace(0.0, 1.0, int(n_mass_bins) + 1)[1:-1])
         self.n_outputs = 1
-        self.input_key = self.base.input_key
-        if getattr(self.base, "input_keys", None):
-            self.input_keys = tuple(self.base.input_keys)
-        self.prefers_channels_last = bool(getattr(self.base, "prefers_channels_last", False))
-        if hasattr(self.base, "body_dim"):
-            self.body_dim = int(self.base.body_dim)
-
-    @property
-    def body(self) -> nn.Module:
-        return self.base.body
-
-    @property
-    def head(self) -> nn.Module:
-        return self.base.head
 
     @torch.no_grad()
     def fit_standardisation(self, jet_mass: Any, label: Any) -> None:

@@ -114,7 +114,23 @@ def balanced_domain_loss(domain_logit: torch.Tensor, domain: torch.Tensor) -> to
     return torch.stack(terms).mean()
 
 
-class Adapt(Classify):
+class _ReversalRamp:
+    """The gradient-reversal strength of an adversarial objective, ramped with training progress."""
+
+    lambda_max: float
+    gamma: float
+    progress: float = 0.0
+
+    def set_progress(self, progress: float) -> None:
+        """Training progress in [0, 1] (epochs done, with fractions); the engine calls it before every batch."""
+        self.progress = float(progress)
+
+    @property
+    def current_lambda(self) -> float:
+        return reversal_schedule(self.progress, self.lambda_max, self.gamma)
+
+
+class Adapt(_ReversalRamp, Classify):
     """Domain-adversarial classification (DANN) of a :class:`~hepdl.models.DomainAdversarial` model.
 
     Args:
@@ -131,15 +147,6 @@ class Adapt(Classify):
         super().__init__(input_key, n_classes)
         self.lambda_max, self.gamma = float(lambda_max), float(gamma)
         self.input_keys = (*self.model_inputs, "label", "domain")
-        self.progress = 0.0
-
-    def set_progress(self, progress: float) -> None:
-        """Training progress in [0, 1] (epochs done, with fractions); the engine calls it before every batch."""
-        self.progress = float(progress)
-
-    @property
-    def current_lambda(self) -> float:
-        return reversal_schedule(self.progress, self.lambda_max, self.gamma)
 
     def _label_loss(self, logits: torch.Tensor, label: torch.Tensor, sim: torch.Tensor,
                     weight: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -173,7 +180,7 @@ class Adapt(Classify):
         return label_loss, {"accuracy": accuracy}
 
 
-class Decorrelate(Classify):
+class Decorrelate(_ReversalRamp, Classify):
     """Classification decorrelated from jet mass by an adversary (objective "decorrelate").
 
     Loss per training batch: the label loss (all entries, event-weighted) plus the adversary's
@@ -188,14 +195,6 @@ class Decorrelate(Classify):
         super().__init__(input_key, 2)
         self.lambda_max, self.gamma = float(lambda_max), float(gamma)
         self.input_keys = (*self.model_inputs, "label", "jet_mass")
-        self.progress = 0.0
-
-    def set_progress(self, progress: float) -> None:
-        self.progress = float(progress)
-
-    @property
-    def current_lambda(self) -> float:
-        return reversal_schedule(self.progress, self.lambda_max, self.gamma)
 
     def loss(self, model: nn.Module, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if not model.training or "jet_mass" not in batch:
