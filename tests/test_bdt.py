@@ -216,3 +216,15 @@ def test_cli_bdt_reweight_pt_stops_the_trees_using_pt(tmp_path):
         assert json.loads((out / "bdt.info.json").read_text())["reweight"] == mode
     assert aucs["none"][0] > 0.8 and aucs["pt"][0] < aucs["none"][0] - 0.1
     assert abs(aucs["pt"][1] - 0.5) < 0.08
+
+
+def test_cli_bdt_reweight_needs_jet_pt(tmp_path, capsys):
+    _write_shard(tmp_path / "s0", 300, 0)
+    meta = json.loads((tmp_path / "s0" / "meta.json").read_text())
+    del meta["arrays"]["jet_pt"]
+    (tmp_path / "s0" / "meta.json").write_text(json.dumps(meta))
+    os.remove(tmp_path / "s0" / "jet_pt.npy")
+    assert main(["bdt", "--shards", str(tmp_path / "s0"), "--output", str(tmp_path / "out"), "--seed", "1",
+                 "--reweight", "pt"]) != 0
+    assert "--reweight pt needs the 'jet_pt' array" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "bdt.json").exists()

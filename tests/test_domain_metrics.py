@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from hepdl.errors import InputError
 from hepdl.evaluate.domain import domain_metrics, network_outputs
 from hepdl.models import build_model, save_model
 from hepdl.train import ArrayDataset
@@ -140,3 +141,11 @@ def test_reweight_pt_applies_to_the_aucs_only():
     assert abs(flat["sim_auc"] - 0.5) < 0.03 and abs(flat["data_auc"] - 0.5) < 0.03
     for key in ("domain_auc", "ks", "wasserstein", "eff_shift"):
         assert flat[key] == plain[key], key
+
+
+def test_reweight_errors_are_named():
+    sim, data = toy_outputs(400, 0.0, 0.0, 1), toy_outputs(400, 0.0, 0.0, 2)
+    with pytest.raises(InputError, match="needs jet_pt"):
+        domain_metrics(sim, data, seed=1, reweight="pt")
+    with pytest.raises(InputError, match="'none' or 'pt'"):
+        domain_metrics(sim, data, seed=1, reweight="eta")

@@ -172,9 +172,10 @@ def _reweighted(args: argparse.Namespace, train: dict, val: dict) -> tuple[np.nd
     for key in keys:
         if key not in train:
             raise InputError(f"{args.shards[0]}: --reweight {args.reweight} needs the {key!r} array in the shards")
-    eta = (lambda part: part.get("jet_eta")) if args.reweight == "pt_eta" else (lambda part: None)
-    rw = SpectrumReweighter.fit(train["jet_pt"], eta(train), train["label"], train["weight"])
-    return tuple(part["weight"] * rw.weights(part["jet_pt"], eta(part), part["label"]) for part in (train, val))
+    with_eta = args.reweight == "pt_eta"
+    rw = SpectrumReweighter.fit(train["jet_pt"], train["jet_eta"] if with_eta else None, train["label"], train["weight"])
+    return tuple(part["weight"] * rw.weights(part["jet_pt"], part["jet_eta"] if with_eta else None, part["label"])
+                 for part in (train, val))
 
 
 def _best_iteration(booster) -> int:

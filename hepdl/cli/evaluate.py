@@ -189,12 +189,11 @@ def run_binary(args: argparse.Namespace) -> int:
 
 def _pt_reweighted(arrays: dict, path: str) -> np.ndarray:
     """Event weights times the factors that give the background the signal's jet-pT spectrum."""
-    from hepdl.train.reweight import reweight_background_to_signal
+    from hepdl.train.reweight import pt_flat_weights
 
     if "jet_pt" not in arrays:
         raise InputError(f"{path}: --reweight pt needs the jet_pt array in the scores file")
-    weight = np.asarray(arrays["weight"], dtype=np.float64)
-    return weight * reweight_background_to_signal(arrays["jet_pt"], None, arrays["label"], weight)
+    return pt_flat_weights(arrays["jet_pt"], arrays["label"], arrays["weight"])
 
 
 def _sim_vs_data(metrics, score, label, weight, data: dict, path: str) -> dict:

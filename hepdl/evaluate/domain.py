@@ -134,7 +134,6 @@ def _auc_weight(out: Mapping[str, np.ndarray], label01: np.ndarray, weight: np.n
         raise InputError(f"domain_metrics: reweight must be 'none' or 'pt', not {reweight!r}")
     if "jet_pt" not in out:
         raise InputError("domain_metrics: reweight 'pt' needs jet_pt in the network outputs")
-    from hepdl.train.reweight import reweight_background_to_signal
+    from hepdl.train.reweight import pt_flat_weights
 
-    w = np.ones(len(label01)) if weight is None else np.asarray(weight, dtype=np.float64)
-    return w * reweight_background_to_signal(out["jet_pt"], None, label01, w)
+    return pt_flat_weights(out["jet_pt"], label01, weight)

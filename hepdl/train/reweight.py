@@ -89,3 +89,10 @@ def reweight_background_to_signal(
     """
     rw = SpectrumReweighter.fit(pt, eta, label, weight, pt_bins=pt_bins, eta_bins=eta_bins, signal_label=signal_label)
     return rw.weights(pt, eta, label)
+
+
+def pt_flat_weights(pt: np.ndarray, label: np.ndarray, weight: np.ndarray | None = None) -> np.ndarray:
+    """Event weights (1 if None) times the factors that give this sample's background the signal's
+    pT spectrum, fitted on the sample itself: evaluation weights under which pT cannot separate."""
+    w = np.ones(len(label)) if weight is None else np.asarray(weight, dtype=np.float64)
+    return w * reweight_background_to_signal(pt, None, label, w)
