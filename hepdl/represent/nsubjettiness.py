@@ -269,6 +269,12 @@ def kt_taus_flat(
         numba.set_num_threads(previous)
 
 
+def massless_momenta(eta: np.ndarray, phi: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``(pt, px, py, pz)`` of massless constituents given (eta, phi, energy), the four-vectors FastJet is given."""
+    pt = e / np.cosh(eta)
+    return pt, pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta)
+
+
 def nsubjettiness_flat(
     eta: np.ndarray,
     phi: np.ndarray,
@@ -281,22 +287,24 @@ def nsubjettiness_flat(
     axes: str = "onepass_kt",
     cone_radius: float = 0.3,
     threads: int = 1,
+    momenta: tuple[np.ndarray, ...] | None = None,
 ) -> np.ndarray:
     """tau_1..tau_n_max, ``(N, n_max)`` float64, from flat massless towers (eta, phi, energy).
 
     A jet with at most N constituents has tau_N = 0 (each can be its own axis);
     an empty jet has all taus 0. ``threads`` > 1 spreads the kT axes' jets over threads.
+    ``momenta`` is :func:`massless_momenta` of the same towers where the caller has it.
     """
     if axes not in AXES:
         raise ConfigError(f"nsubjettiness axes must be one of {AXES}, not {axes!r}")
     if n_max < 1:
         raise ConfigError(f"nsubjettiness n_max must be >= 1, not {n_max}")
-    pt = e / np.cosh(eta)
     if axes != "cone":
         # The same four-momenta FastJet would be given: towers are massless.
-        px, py, pz = pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta)
+        _, px, py, pz = momenta if momenta is not None else massless_momenta(eta, phi, e)
         return kt_taus_flat(px, py, pz, e, offsets_of(counts), n_max=n_max, beta=beta, r0=r0,
                             one_pass=axes == "onepass_kt", threads=threads)
+    pt = momenta[0] if momenta is not None else e / np.cosh(eta)
     n = len(counts)
     owner = owner_index(counts)
     # Phi about each jet's hardest tower: a jet spans < pi in phi, so every difference

@@ -118,8 +118,12 @@ def _need(chunk: ak.Array, names) -> None:
         raise ConfigError(f"the representation needs the fields {missing}; the chunk has {chunk.fields}")
 
 
-def jet_representation(chunk: ak.Array, spec: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    """Jet images, expert variables, track sequences and jet kinematics of a chunk of jets."""
+def jet_representation(chunk: ak.Array, spec: Mapping[str, Any], *, threads: int = 1) -> dict[str, np.ndarray]:
+    """Jet images, expert variables, track sequences and jet kinematics of a chunk of jets.
+
+    ``threads`` > 1 computes the exact N-subjettiness axes on that many threads; the
+    arrays are the same whatever it is.
+    """
     _need(chunk, JET_REQUIRED + JET_TRACKS)
     trim = spec.get("trim") or {"f_cut": 0.0}
     if trim["f_cut"] > 0:
@@ -140,7 +144,7 @@ def jet_representation(chunk: ak.Array, spec: Mapping[str, Any]) -> dict[str, np
     expert = expert_jet_variables(
         chunk["calo_eta"], chunk["calo_phi"], chunk["calo_e"], jet_pt,
         flat_content(chunk["trk_pt"], "trk_pt")[1],
-        beta=nsub["beta"], r0=nsub["r0"], axes=nsub["axes"], cone_radius=nsub["cone_radius"],
+        beta=nsub["beta"], r0=nsub["r0"], axes=nsub["axes"], cone_radius=nsub["cone_radius"], threads=threads,
     )
     return {
         "jet_images": images,
@@ -173,10 +177,10 @@ def neutrino_representation(chunk: ak.Array, spec: Mapping[str, Any]) -> dict[st
     return out
 
 
-def representation(chunk: ak.Array, spec: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    """Dispatch on ``spec["task"]``."""
+def representation(chunk: ak.Array, spec: Mapping[str, Any], *, threads: int = 1) -> dict[str, np.ndarray]:
+    """Dispatch on ``spec["task"]``; ``threads`` is used where a representation can use it (jets)."""
     if spec.get("task") == "jets":
-        return jet_representation(chunk, spec)
+        return jet_representation(chunk, spec, threads=threads)
     if spec.get("task") == "neutrino":
         return neutrino_representation(chunk, spec)
     raise ConfigError(f"spec task must be one of {TASKS}, not {spec.get('task')!r}")
