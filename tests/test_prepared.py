@@ -170,3 +170,17 @@ def test_neutrino_shard(tmp_path):
     ds = PreparedDataset([out], "test", arrays=("pixel_maps", "label", "nu_energy"))
     assert len(ds) == (np.load(os.path.join(out, "split.npy")) == 2).sum()
     assert ds.meta["task"] == "neutrino"
+
+
+def test_finiteness_check_of_representations():
+    from hepdl.represent.prepared import _all_finite
+
+    base = np.linspace(-3e38, 3e38, 4096, dtype=np.float32).reshape(4, 32, 32)
+    assert _all_finite(base) and _all_finite(base.astype(np.float64)) and _all_finite(base[:, ::2])
+    for bad in (np.nan, np.inf, -np.inf):
+        for dtype in (np.float32, np.float64):
+            a = base.astype(dtype)
+            a[3, 31, 31 if dtype == np.float32 else 0] = bad
+            assert not _all_finite(a) and not _all_finite(a[:, :, ::-1])
+    tiny = np.array([-0.0, 1e-45, np.finfo(np.float32).max, -np.finfo(np.float32).max], dtype=np.float32)
+    assert _all_finite(tiny)

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from numba import njit
 
 from hepdl.errors import ConfigError, InputError
 from hepdl.io.read import DEFAULT_STEP_SIZE, iterate_events, open_tree
@@ -50,6 +51,24 @@ class _NpyWriter:
     def close(self) -> None:
         if not self._file.closed:
             self._file.close()
+
+
+@njit(cache=True, nogil=True)
+def _float32_bits_all_finite(bits: np.ndarray) -> bool:
+    # A float32 is NaN or infinite exactly when its 8 exponent bits are all set; adding one
+    # unit of the exponent's last bit then carries into the sign bit. Integer ORs vectorise,
+    # so this is one pass at memory speed (max and min of the floats are two slower ones).
+    acc = np.uint32(0)
+    for i in range(bits.size):
+        acc |= (bits[i] & np.uint32(0x7F800000)) + np.uint32(0x00800000)
+    return (acc & np.uint32(0x80000000)) == 0
+
+
+def _all_finite(a: np.ndarray) -> bool:
+    if a.dtype == np.float32 and a.flags.c_contiguous:
+        return bool(_float32_bits_all_finite(a.reshape(-1).view(np.uint32)))
+    # The extremes are finite exactly when every value is (max/min propagate NaN).
+    return bool(np.isfinite(a.max()) and np.isfinite(a.min()))
 
 
 def _provenance(path: str) -> dict[str, Any]:
@@ -151,9 +170,7 @@ def prepare_file(
                     for name, a in rep.items():
                         arrays[name] = _NpyWriter(os.path.join(tmp, f"{name}.npy"), a.dtype, (n_entries,) + a.shape[1:])
                 for name, a in rep.items():
-                    # The extremes are finite exactly when every value is (max/min propagate NaN):
-                    # two vectorised reductions, no mask array, no overflow of a sum.
-                    if a.dtype.kind == "f" and a.size and not (np.isfinite(a.max()) and np.isfinite(a.min())):
+                    if a.dtype.kind == "f" and a.size and not _all_finite(a):
                         raise InputError(
                             f"{where}: non-finite values in the {name!r} representation (entries {entries[0]}..{entries[-1]})"
                         )
