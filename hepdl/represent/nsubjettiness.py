@@ -32,7 +32,14 @@ from hepdl.represent.jagged import (
     segment_sum,
     wrap_phi,
 )
-from hepdl.represent.kt_clustering import TWO_PI, cluster_jet, rap_phi
+from hepdl.represent.kt_clustering import (
+    TWO_PI,
+    cluster_jet,
+    max_count,
+    new_slots,
+    particle_rap_phi,
+    rap_phi,
+)
 
 AXES = ("onepass_kt", "kt", "cone")
 #: Contrib's defaults for the one-pass minimisation.
@@ -181,11 +188,12 @@ def _light_like(ax_rap, ax_phi, mom):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _jet_taus(px, py, pz, e, rap, phi, pt, lo, hi, n_max, beta, r0, one_pass, max_iterations, precision, subjets, out):
+def _jet_taus(px, py, pz, e, rap, phi, pt, lo, hi, n_max, beta, r0, one_pass, max_iterations, precision, slots,
+              links, subjets, out):
     m = hi - lo
     if m < 2:
         return
-    cluster_jet(px, py, pz, e, lo, hi, n_max, subjets)
+    cluster_jet(px, py, pz, e, rap, phi, lo, hi, n_max, slots, links, subjets)
     norm = 0.0
     for i in range(lo, hi):
         norm += pt[i] * r0**beta
@@ -211,12 +219,10 @@ def _jet_taus(px, py, pz, e, rap, phi, pt, lo, hi, n_max, beta, r0, one_pass, ma
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _particles(px, py, pz, e):
-    n = px.size
-    rap = np.empty(n)
-    phi = np.empty(n)
-    pt = np.empty(n)
-    for i in range(n):
-        rap[i], phi[i] = rap_phi(px[i], py[i], pz[i], e[i])
+    # Rapidity and azimuth once per chunk: the clustering and the minimisation share them.
+    rap, phi = particle_rap_phi(px, py, pz, e)
+    pt = np.empty(px.size)
+    for i in range(px.size):
         pt[i] = math.sqrt(px[i] * px[i] + py[i] * py[i])
     return rap, phi, pt
 
@@ -227,9 +233,10 @@ def _taus_serial(px, py, pz, e, offsets, n_max, beta, r0, one_pass, max_iteratio
     n_jets = offsets.size - 1
     taus = np.zeros((n_jets, n_max))
     subjets = np.zeros((n_max * (n_max + 1) // 2, 4))
+    slots, links = new_slots(max_count(offsets))
     for j in range(n_jets):
         _jet_taus(px, py, pz, e, rap, phi, pt, offsets[j], offsets[j + 1], n_max, beta, r0,
-                  one_pass, max_iterations, precision, subjets, taus[j])
+                  one_pass, max_iterations, precision, slots, links, subjets, taus[j])
     return taus
 
 
@@ -240,8 +247,9 @@ def _taus_parallel(px, py, pz, e, offsets, n_max, beta, r0, one_pass, max_iterat
     taus = np.zeros((n_jets, n_max))
     for j in prange(n_jets):
         subjets = np.zeros((n_max * (n_max + 1) // 2, 4))
+        slots, links = new_slots(offsets[j + 1] - offsets[j])
         _jet_taus(px, py, pz, e, rap, phi, pt, offsets[j], offsets[j + 1], n_max, beta, r0,
-                  one_pass, max_iterations, precision, subjets, taus[j])
+                  one_pass, max_iterations, precision, slots, links, subjets, taus[j])
     return taus
 
 

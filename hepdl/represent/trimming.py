@@ -26,10 +26,14 @@ from numba import njit
 from hepdl.errors import ConfigError
 from hepdl.represent.jagged import flat_content
 from hepdl.represent.kt_clustering import (
+    INDEX,
+    NN,
     TWO_PI,
     close_slot,
+    max_count,
     merge_slots,
     new_slots,
+    particle_rap_phi,
     rap_phi,
     smallest_distance,
     start_slots,
@@ -39,38 +43,38 @@ MAX_SUBJETS = 16  # kept subjet axes per jet that tracks are matched to (a jet h
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _subjet_labels(px, py, pz, e, lo, hi, r, labels):
+def _subjet_labels(px, py, pz, e, rap, phi, lo, hi, r, slots, links, labels):
     """Inclusive kT with radius ``r`` on constituents ``lo:hi``; ``labels[k]`` = subjet index of constituent k.
 
-    Returns the number of subjets. Subjet indices follow the order in which the subjets
-    are completed (not pT order).
+    ``rap``, ``phi`` are the constituents' (:func:`particle_rap_phi`); ``slots, links`` are
+    :func:`new_slots` of at least ``hi - lo``. Returns the number of subjets. Subjet indices
+    follow the order in which the subjets are completed (not pT order).
     """
     m = hi - lo
     if m == 0:
         return 0
     r2 = r * r
-    store, rap, phi, kt2, index, nn, nndist, dij = new_slots(m, r2)
     parent = np.full(2 * m, -1, dtype=np.int64)  # history entry each pseudojet merged into
     final = np.full(2 * m, -1, dtype=np.int64)  # subjet number of the pseudojets that became subjets
-    start_slots(px, py, pz, e, lo, m, r2, store, rap, phi, kt2, index, nn, nndist, dij)
+    start_slots(px, py, pz, e, rap, phi, lo, m, r2, slots, links)
     n = m
     stored = m
     n_sub = 0
     while n > 0:
-        a = smallest_distance(dij, n)
-        b = nn[a]
+        a = smallest_distance(slots, n)
+        b = links[NN, a]
         if b >= 0:
             if a < b:
                 a, b = b, a
-            parent[index[a]] = stored
-            parent[index[b]] = stored
-            merge_slots(store, stored, rap, phi, kt2, index, nn, nndist, a, b, r2)
+            parent[links[INDEX, a]] = stored
+            parent[links[INDEX, b]] = stored
+            merge_slots(slots, links, stored, a, b)
             stored += 1
         else:  # no neighbour within r: the pseudojet is a subjet (d_iB = kt^2 is the smallest distance)
-            final[index[a]] = n_sub
+            final[links[INDEX, a]] = n_sub
             n_sub += 1
         n -= 1
-        close_slot(rap, phi, kt2, index, nn, nndist, dij, a, b, n, r2)
+        close_slot(slots, links, a, b, n, r2)
     for k in range(m):
         node = k
         while final[node] < 0:
@@ -87,9 +91,11 @@ def _trim_chunk(px, py, pz, e, offsets, r, f_cut, t_eta, t_phi, t_offsets):
     labels = np.empty(len(px), dtype=np.int64)
     axes = np.empty((MAX_SUBJETS, 2))
     r2 = r * r
+    rap, phi = particle_rap_phi(px, py, pz, e)
+    slots, links = new_slots(max_count(offsets))
     for j in range(n_jets):
         lo, hi = offsets[j], offsets[j + 1]
-        n_sub = _subjet_labels(px, py, pz, e, lo, hi, r, labels[lo:hi])
+        n_sub = _subjet_labels(px, py, pz, e, rap, phi, lo, hi, r, slots, links, labels[lo:hi])
         if n_sub == 0:
             continue
         sub = np.zeros((n_sub, 4))
@@ -111,9 +117,7 @@ def _trim_chunk(px, py, pz, e, offsets, r, f_cut, t_eta, t_phi, t_offsets):
             if pt2 > cut2:
                 kept[s] = True
                 if n_kept < MAX_SUBJETS:
-                    rap, phi = rap_phi(sub[s, 0], sub[s, 1], sub[s, 2], sub[s, 3])
-                    axes[n_kept, 0] = rap
-                    axes[n_kept, 1] = phi
+                    axes[n_kept, 0], axes[n_kept, 1] = rap_phi(sub[s, 0], sub[s, 1], sub[s, 2], sub[s, 3])
                     n_kept += 1
         for k in range(lo, hi):
             keep[k] = kept[labels[k]]
