@@ -75,6 +75,17 @@ def test_kt_axes_and_taus_equal_contrib_without_ties():
         np.testing.assert_allclose(mine, ref, rtol=1e-5, atol=0)
 
 
+@pytest.mark.parametrize(("n_max", "beta", "threads"), [(5, 1.0, 2), (3, 0.5, 1), (4, 2.0, 1)])
+def test_more_axes_other_betas_and_threads_equal_contrib_without_ties(n_max, beta, threads):
+    # Past three axes the minimisation sums through memory, not in scalars; other betas weigh
+    # the particles with contrib's other formulas; threads split the jets into runs.
+    jets = tie_free_jets(seed=3)
+    mine = nsubjettiness(jets["calo_eta"], jets["calo_phi"], jets["calo_e"], n_max=n_max, beta=beta, threads=threads)
+    seq = fastjet.ClusterSequence(momenta(jets), fastjet.JetDefinition(fastjet.kt_algorithm, 1.0))
+    ref = seq.njettiness(njets=list(range(1, n_max + 1)), R0=1.0, beta=beta, axes_definition="OnePass_KT_Axes")
+    np.testing.assert_allclose(mine, ak.to_numpy(ref).reshape(-1, n_max), rtol=1e-5, atol=1e-12)
+
+
 def test_exclusive_subjets_equal_fastjet_without_ties():
     jets = tie_free_jets(seed=8)
     mom = momenta(jets)

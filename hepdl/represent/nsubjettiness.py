@@ -108,88 +108,180 @@ def _axis_distance_sq(rap1, phi1, rap2, phi2):
     return drap * drap + dphi * dphi
 
 
+# Scratch rows of the minimisation, one column per constituent of the jet (see _one_pass).
+PT_RAP, PT_PHI, PT_PHI_BELOW, PT_PHI_ABOVE, BEST, WEIGHT, PHI_TERM = range(7)
+# Rows of the per-axis scratch: position, the weighted sums of a step, |p|.
+AX_RAP, AX_PHI, SUM_RAP, SUM_PHI, SUM_WEIGHT, MOMENTUM = range(6)
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
-def _one_pass(rap, phi, pt, px, py, pz, lo, hi, ax_rap, ax_phi, beta, max_iterations, precision):
+def _new_workspace(capacity, n_max):
+    """Scratch of one thread for jets of up to ``capacity`` constituents, reused from jet to jet."""
+    capacity = max(capacity, 1)
+    slots, links = new_slots(capacity)
+    return (slots, links, np.empty((7, capacity)), np.empty((2, capacity), dtype=np.int64),
+            np.empty((6, n_max)), np.empty(n_max, dtype=np.bool_), np.zeros((n_max * (n_max + 1) // 2, 4)))
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _nearest_axes(rap, phi, lo, m, ax, k_axes, w, assign, row):
+    """``w[BEST, i]`` = squared distance of constituent lo + i to its nearest axis, ``assign[row, i]``
+    which (the first one on a tie). Axis by axis, so that the loop over constituents vectorises."""
+    ar = ax[AX_RAP, 0]
+    ap = ax[AX_PHI, 0]
+    for i in range(m):
+        w[BEST, i] = _axis_distance_sq(ar, ap, rap[lo + i], phi[lo + i])
+        assign[row, i] = 0
+    for a in range(1, k_axes):
+        ar = ax[AX_RAP, a]
+        ap = ax[AX_PHI, a]
+        for i in range(m):
+            d = _axis_distance_sq(ar, ap, rap[lo + i], phi[lo + i])
+            closer = d < w[BEST, i]
+            w[BEST, i] = d if closer else w[BEST, i]
+            assign[row, i] = a if closer else assign[row, i]
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _axis_momentum(px, py, pz, lo, m, assign, row, a):
+    """|p| of the summed momenta of the constituents that ``assign[row]`` gives to axis a, in order."""
+    sx = 0.0
+    sy = 0.0
+    sz = 0.0
+    for i in range(m):
+        if assign[row, i] == a:
+            sx += px[lo + i]
+            sy += py[lo + i]
+            sz += pz[lo + i]
+    return math.sqrt(sx**2 + sy**2 + sz**2)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _weight(d2, beta):
+    # contrib's (dR^2 + precision^2)^(beta/2 - 1), with its special cases.
+    if beta == 2.0:
+        return 1.0
+    if beta == 0.0:
+        return 1.0 / d2
+    return d2 ** (0.5 * beta - 1.0)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _one_pass(rap, phi, pt, px, py, pz, lo, hi, ax, k_axes, beta, max_iterations, precision, w, assign, pending):
     """contrib's ``DefaultMeasure::get_one_pass_axes`` (pt_R measures) on one jet, in place.
 
     Lloyd/Weiszfeld steps: each particle goes to its nearest axis, each axis moves to
     the mean (rap, phi) of its particles weighted by pT (dR^2 + precision^2)^(beta/2 - 1),
-    until the mean axis shift is at most ``precision``. Returns each axis's |p| (the
-    norm of its particles' summed momentum, 0 if it never had any), which sets where
-    contrib's final light-like axis lies.
+    until the mean axis shift is at most ``precision``. Sets ``ax[MOMENTUM]``, each axis's |p|
+    (the norm of its particles' summed momentum in the last step that gave it any, 0 if none
+    ever did), which sets where contrib's final light-like axis lies.
+
+    The sums run over the particles in contrib's order, so the axes are contrib's to the last
+    bit; what can vectorise is split off: the products of pT with rap and phi (once per jet),
+    the nearest axis and the weight of every particle (one loop per axis), while the sums
+    stay one sequential loop. |p| is only needed from an axis's last step with particles, so
+    the assignments of the current and the previous step are kept and |p| summed once known.
     """
-    k_axes = ax_rap.size
-    mom = np.zeros(k_axes)
-    new_rap = np.empty(k_axes)
-    new_phi = np.empty(k_axes)
-    weight = np.empty(k_axes)
-    sums = np.empty((k_axes, 3))
+    m = hi - lo
+    for i in range(m):
+        # contrib's pT * rap * w and pT * phi * w (with phi moved by -+2 pi where the axis lies
+        # across phi = 0) are (pT * rap) * w and so on: the products do not change between steps.
+        w[PT_RAP, i] = pt[lo + i] * rap[lo + i]
+        w[PT_PHI, i] = pt[lo + i] * phi[lo + i]
+        w[PT_PHI_BELOW, i] = pt[lo + i] * (-TWO_PI + phi[lo + i])
+        w[PT_PHI_ABOVE, i] = pt[lo + i] * (TWO_PI + phi[lo + i])
+    for a in range(k_axes):
+        ax[MOMENTUM, a] = 0.0
+        pending[a] = False  # |p| to take from the previous step's assignment
+    cur = 0
     cmp = np.inf
     h = 0
     while cmp > precision and h < max_iterations:
         h += 1
-        new_rap[:] = 0.0
-        new_phi[:] = 0.0
-        weight[:] = 0.0
-        sums[:] = 0.0
-        for i in range(lo, hi):
-            best = np.inf
-            k = 0
+        _nearest_axes(rap, phi, lo, m, ax, k_axes, w, assign, cur)
+        # Each in its own loop over the constituents, without branches: they vectorise.
+        if beta == 1.0:
+            for i in range(m):
+                w[WEIGHT, i] = 1.0 / math.sqrt(precision * precision + w[BEST, i])
+        else:
+            for i in range(m):
+                w[WEIGHT, i] = _weight(precision * precision + w[BEST, i], beta)
+        for i in range(m):
+            dphi = phi[lo + i] - ax[AX_PHI, assign[cur, i]]
+            across = w[PT_PHI_BELOW, i] if dphi > math.pi else w[PT_PHI_ABOVE, i]
+            w[PHI_TERM, i] = w[PT_PHI, i] if abs(dphi) <= math.pi else across
+        if k_axes <= 3:
+            # The sums of up to three axes in nine running scalars (each particle adds an exact
+            # +0.0 to the other axes' sums, which leaves them as they are: a sum that starts at
+            # +0.0 is never -0.0), not through memory, whose store-to-load latency chains them.
+            r0 = r1 = r2 = f0 = f1 = f2 = s0 = s1 = s2 = 0.0
+            for i in range(m):
+                k = assign[cur, i]
+                wi = w[WEIGHT, i]
+                dr = w[PT_RAP, i] * wi
+                df = w[PHI_TERM, i] * wi
+                ds = pt[lo + i] * wi
+                r0 += dr if k == 0 else 0.0
+                f0 += df if k == 0 else 0.0
+                s0 += ds if k == 0 else 0.0
+                r1 += dr if k == 1 else 0.0
+                f1 += df if k == 1 else 0.0
+                s1 += ds if k == 1 else 0.0
+                r2 += dr if k == 2 else 0.0
+                f2 += df if k == 2 else 0.0
+                s2 += ds if k == 2 else 0.0
+            ax[SUM_RAP, 0], ax[SUM_PHI, 0], ax[SUM_WEIGHT, 0] = r0, f0, s0
+            if k_axes > 1:
+                ax[SUM_RAP, 1], ax[SUM_PHI, 1], ax[SUM_WEIGHT, 1] = r1, f1, s1
+            if k_axes > 2:
+                ax[SUM_RAP, 2], ax[SUM_PHI, 2], ax[SUM_WEIGHT, 2] = r2, f2, s2
+        else:
             for a in range(k_axes):
-                d = _axis_distance_sq(ax_rap[a], ax_phi[a], rap[i], phi[i])
-                if d < best:
-                    best = d
-                    k = a
-            d2 = precision * precision + best
-            if beta == 1.0:
-                w = 1.0 / math.sqrt(d2)
-            elif beta == 2.0:
-                w = 1.0
-            elif beta == 0.0:
-                w = 1.0 / d2
-            else:
-                w = d2 ** (0.5 * beta - 1.0)
-            new_rap[k] += pt[i] * rap[i] * w
-            dphi = phi[i] - ax_phi[k]
-            if abs(dphi) <= math.pi:
-                new_phi[k] += pt[i] * phi[i] * w
-            elif dphi > math.pi:
-                new_phi[k] += pt[i] * (-TWO_PI + phi[i]) * w
-            else:
-                new_phi[k] += pt[i] * (TWO_PI + phi[i]) * w
-            weight[k] += pt[i] * w
-            sums[k, 0] += px[i]
-            sums[k, 1] += py[i]
-            sums[k, 2] += pz[i]
+                ax[SUM_RAP, a] = 0.0
+                ax[SUM_PHI, a] = 0.0
+                ax[SUM_WEIGHT, a] = 0.0
+            for i in range(m):
+                k = assign[cur, i]
+                wi = w[WEIGHT, i]
+                ax[SUM_RAP, k] += w[PT_RAP, i] * wi
+                ax[SUM_PHI, k] += w[PHI_TERM, i] * wi
+                ax[SUM_WEIGHT, k] += pt[lo + i] * wi
         cmp = 0.0
         for a in range(k_axes):
-            if weight[a] == 0.0:
-                # No particle nearest: contrib keeps the old axis (and its |p|).
+            if ax[SUM_WEIGHT, a] == 0.0:
+                # No particle nearest: contrib keeps the old axis, and its |p| from the last
+                # step that gave it particles (the previous one, if its |p| is still pending).
+                if pending[a]:
+                    ax[MOMENTUM, a] = _axis_momentum(px, py, pz, lo, m, assign, 1 - cur, a)
+                    pending[a] = False
                 continue
-            r = new_rap[a] / weight[a]
-            f = np.fmod(new_phi[a] / weight[a] + TWO_PI, TWO_PI)
-            cmp += math.sqrt(_axis_distance_sq(ax_rap[a], ax_phi[a], r, f))
-            ax_rap[a] = r
-            ax_phi[a] = f
-            mom[a] = math.sqrt(sums[a, 0] ** 2 + sums[a, 1] ** 2 + sums[a, 2] ** 2)
+            r = ax[SUM_RAP, a] / ax[SUM_WEIGHT, a]
+            f = np.fmod(ax[SUM_PHI, a] / ax[SUM_WEIGHT, a] + TWO_PI, TWO_PI)
+            cmp += math.sqrt(_axis_distance_sq(ax[AX_RAP, a], ax[AX_PHI, a], r, f))
+            ax[AX_RAP, a] = r
+            ax[AX_PHI, a] = f
+            pending[a] = True
         cmp /= k_axes
-    return mom
+        cur = 1 - cur
+    for a in range(k_axes):
+        if pending[a]:
+            ax[MOMENTUM, a] = _axis_momentum(px, py, pz, lo, m, assign, 1 - cur, a)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _light_like(ax_rap, ax_phi, mom):
+def _light_like(ax, k_axes):
     """contrib's ``LightLikeAxis::ConvertToPseudoJet`` followed by PseudoJet's (rap, phi)."""
-    for a in range(ax_rap.size):
-        e = mom[a]
-        x = math.exp(2.0 * ax_rap[a])
+    for a in range(k_axes):
+        e = ax[MOMENTUM, a]
+        x = math.exp(2.0 * ax[AX_RAP, a])
         pz = (x - 1.0) / (x + 1.0) * e
         pt = math.sqrt(e * e - pz * pz)
-        ax_rap[a], ax_phi[a] = rap_phi(math.cos(ax_phi[a]) * pt, math.sin(ax_phi[a]) * pt, pz, e)
+        ax[AX_RAP, a], ax[AX_PHI, a] = rap_phi(math.cos(ax[AX_PHI, a]) * pt, math.sin(ax[AX_PHI, a]) * pt, pz, e)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _jet_taus(px, py, pz, e, rap, phi, pt, lo, hi, n_max, beta, r0, one_pass, max_iterations, precision, slots,
-              links, subjets, out):
+def _jet_taus(px, py, pz, e, rap, phi, pt, lo, hi, n_max, beta, r0, one_pass, max_iterations, precision,
+              slots, links, w, assign, ax, pending, subjets, taus, j):
     m = hi - lo
     if m < 2:
         return
@@ -199,22 +291,18 @@ def _jet_taus(px, py, pz, e, rap, phi, pt, lo, hi, n_max, beta, r0, one_pass, ma
         norm += pt[i] * r0**beta
     for n_sub in range(1, min(n_max, m - 1) + 1):
         row = n_sub * (n_sub - 1) // 2
-        ax_rap = np.empty(n_sub)
-        ax_phi = np.empty(n_sub)
         for a in range(n_sub):
-            ax_rap[a], ax_phi[a] = rap_phi(subjets[row + a, 0], subjets[row + a, 1], subjets[row + a, 2], subjets[row + a, 3])
+            ax[AX_RAP, a], ax[AX_PHI, a] = rap_phi(
+                subjets[row + a, 0], subjets[row + a, 1], subjets[row + a, 2], subjets[row + a, 3])
         if one_pass:
-            mom = _one_pass(rap, phi, pt, px, py, pz, lo, hi, ax_rap, ax_phi, beta, max_iterations, precision)
-            _light_like(ax_rap, ax_phi, mom)
+            _one_pass(rap, phi, pt, px, py, pz, lo, hi, ax, n_sub, beta, max_iterations, precision, w, assign, pending)
+            _light_like(ax, n_sub)
+        _nearest_axes(rap, phi, lo, m, ax, n_sub, w, assign, 0)
         tau = 0.0
-        for i in range(lo, hi):
-            best = np.inf
-            for a in range(n_sub):
-                d = _axis_distance_sq(ax_rap[a], ax_phi[a], rap[i], phi[i])
-                if d < best:
-                    best = d
-            tau += pt[i] * (math.sqrt(best) if beta == 1.0 else best ** (0.5 * beta))
-        out[n_sub - 1] = tau / norm if norm > 0.0 else 0.0
+        for i in range(m):
+            best = w[BEST, i]
+            tau += pt[lo + i] * (math.sqrt(best) if beta == 1.0 else best ** (0.5 * beta))
+        taus[j, n_sub - 1] = tau / norm if norm > 0.0 else 0.0
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -228,28 +316,35 @@ def _particles(px, py, pz, e):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
+def _taus_of_jets(px, py, pz, e, rap, phi, pt, offsets, first, last, n_max, beta, r0, one_pass, max_iterations,
+                  precision, taus):
+    # Scratch arrays passed one by one: numba counts references to arrays taken out of a
+    # tuple, with atomic operations that cost more than a small jet's clustering.
+    slots, links, w, assign, ax, pending, subjets = _new_workspace(max_count(offsets[first:last + 1]), n_max)
+    for j in range(first, last):
+        _jet_taus(px, py, pz, e, rap, phi, pt, offsets[j], offsets[j + 1], n_max, beta, r0, one_pass, max_iterations,
+                  precision, slots, links, w, assign, ax, pending, subjets, taus, j)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def _taus_serial(px, py, pz, e, offsets, n_max, beta, r0, one_pass, max_iterations, precision):
     rap, phi, pt = _particles(px, py, pz, e)
-    n_jets = offsets.size - 1
-    taus = np.zeros((n_jets, n_max))
-    subjets = np.zeros((n_max * (n_max + 1) // 2, 4))
-    slots, links = new_slots(max_count(offsets))
-    for j in range(n_jets):
-        _jet_taus(px, py, pz, e, rap, phi, pt, offsets[j], offsets[j + 1], n_max, beta, r0,
-                  one_pass, max_iterations, precision, slots, links, subjets, taus[j])
+    taus = np.zeros((offsets.size - 1, n_max))
+    _taus_of_jets(px, py, pz, e, rap, phi, pt, offsets, 0, offsets.size - 1, n_max, beta, r0, one_pass,
+                  max_iterations, precision, taus)
     return taus
 
 
 @njit(cache=True, nogil=True, parallel=True, error_model="numpy")
-def _taus_parallel(px, py, pz, e, offsets, n_max, beta, r0, one_pass, max_iterations, precision):
+def _taus_parallel(px, py, pz, e, offsets, n_max, beta, r0, one_pass, max_iterations, precision, parts):
     rap, phi, pt = _particles(px, py, pz, e)
     n_jets = offsets.size - 1
     taus = np.zeros((n_jets, n_max))
-    for j in prange(n_jets):
-        subjets = np.zeros((n_max * (n_max + 1) // 2, 4))
-        slots, links = new_slots(offsets[j + 1] - offsets[j])
-        _jet_taus(px, py, pz, e, rap, phi, pt, offsets[j], offsets[j + 1], n_max, beta, r0,
-                  one_pass, max_iterations, precision, slots, links, subjets, taus[j])
+    # Contiguous runs of jets, one scratch each: every jet's taus are computed exactly as in
+    # the serial loop, whichever thread takes it.
+    for p in prange(parts):
+        _taus_of_jets(px, py, pz, e, rap, phi, pt, offsets, p * n_jets // parts, (p + 1) * n_jets // parts,
+                      n_max, beta, r0, one_pass, max_iterations, precision, taus)
     return taus
 
 
@@ -270,9 +365,11 @@ def kt_taus_flat(
     import numba
 
     previous = numba.get_num_threads()
-    numba.set_num_threads(min(int(threads), numba.config.NUMBA_NUM_THREADS))
+    threads = min(int(threads), numba.config.NUMBA_NUM_THREADS)
+    numba.set_num_threads(threads)
     try:
-        return _taus_parallel(*args)
+        # A few runs per thread even out jets of different sizes.
+        return _taus_parallel(*args, 4 * threads)
     finally:
         numba.set_num_threads(previous)
 
