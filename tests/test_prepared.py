@@ -184,3 +184,27 @@ def test_finiteness_check_of_representations():
             assert not _all_finite(a) and not _all_finite(a[:, :, ::-1])
     tiny = np.array([-0.0, 1e-45, np.finfo(np.float32).max, -np.finfo(np.float32).max], dtype=np.float32)
     assert _all_finite(tiny)
+
+
+def test_threads_give_a_byte_identical_shard(jet_file, tmp_path):
+    # Several chunks (read ahead in a thread) of several blocks (written in a thread), taus
+    # on two threads: the same bytes as one thread.
+    one = str(tmp_path / "one")
+    two = str(tmp_path / "two")
+    prepare_file("jets", jet_file, one, seed=3, step_size=70, block_size=32)
+    meta = prepare_file("jets", jet_file, two, seed=3, step_size=70, block_size=32, threads=2)
+    for name in meta["arrays"]:
+        with open(os.path.join(one, f"{name}.npy"), "rb") as a, open(os.path.join(two, f"{name}.npy"), "rb") as b:
+            assert a.read() == b.read(), name
+    with pytest.raises(ConfigError, match="threads"):
+        prepare_file("jets", jet_file, str(tmp_path / "zero"), seed=3, threads=0)
+
+
+def test_a_failure_while_reading_ahead_leaves_nothing(tmp_path):
+    arrays = synthetic_jets(200, 4)
+    arrays["weight"][150] = np.nan  # in the third chunk, read by the read-ahead thread
+    path = str(tmp_path / "nan.root")
+    write_tree(path, "events", arrays)
+    with pytest.raises(InputError, match="weight"):
+        prepare_file("jets", path, str(tmp_path / "shard"), seed=0, step_size=60, threads=2)
+    assert os.listdir(tmp_path) == ["nan.root"]

@@ -51,6 +51,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--domain", "--variant", dest="domain", choices=("sim", "data"), help="recorded in meta.json")
     p.add_argument("--spec", help="JSON object of representation settings overriding the defaults")
     p.add_argument("--step-size", default="50 MB", help="entries or size per chunk (default: 50 MB)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="threads (jets: N-subjettiness, read-ahead, writing); the shard is the same (default: 1)")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -117,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
         step_size=step,
         domain=args.domain,
         progress=not args.no_progress,
+        threads=args.threads,
     )
     print(json.dumps({"output": args.output, "n_entries": meta["n_entries"], "arrays": meta["arrays"]}, indent=1))
     return 0

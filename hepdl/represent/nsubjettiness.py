@@ -18,10 +18,11 @@ these are the kT subjet axes; tau values then differ from contrib's by a few per
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import awkward as ak
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from hepdl.errors import ConfigError
 from hepdl.represent.jagged import (
@@ -316,35 +317,16 @@ def _particles(px, py, pz, e):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _taus_of_jets(px, py, pz, e, rap, phi, pt, offsets, first, last, n_max, beta, r0, one_pass, max_iterations,
-                  precision, taus):
-    # Scratch arrays passed one by one: numba counts references to arrays taken out of a
-    # tuple, with atomic operations that cost more than a small jet's clustering.
-    slots, links, w, assign, ax, pending, subjets = _new_workspace(max_count(offsets[first:last + 1]), n_max)
-    for j in range(first, last):
-        _jet_taus(px, py, pz, e, rap, phi, pt, offsets[j], offsets[j + 1], n_max, beta, r0, one_pass, max_iterations,
-                  precision, slots, links, w, assign, ax, pending, subjets, taus, j)
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
 def _taus_serial(px, py, pz, e, offsets, n_max, beta, r0, one_pass, max_iterations, precision):
-    rap, phi, pt = _particles(px, py, pz, e)
-    taus = np.zeros((offsets.size - 1, n_max))
-    _taus_of_jets(px, py, pz, e, rap, phi, pt, offsets, 0, offsets.size - 1, n_max, beta, r0, one_pass,
-                  max_iterations, precision, taus)
-    return taus
-
-
-@njit(cache=True, nogil=True, parallel=True, error_model="numpy")
-def _taus_parallel(px, py, pz, e, offsets, n_max, beta, r0, one_pass, max_iterations, precision, parts):
     rap, phi, pt = _particles(px, py, pz, e)
     n_jets = offsets.size - 1
     taus = np.zeros((n_jets, n_max))
-    # Contiguous runs of jets, one scratch each: every jet's taus are computed exactly as in
-    # the serial loop, whichever thread takes it.
-    for p in prange(parts):
-        _taus_of_jets(px, py, pz, e, rap, phi, pt, offsets, p * n_jets // parts, (p + 1) * n_jets // parts,
-                      n_max, beta, r0, one_pass, max_iterations, precision, taus)
+    # Scratch arrays passed one by one: numba counts references to arrays taken out of a
+    # tuple, with atomic operations that cost more than a small jet's clustering.
+    slots, links, w, assign, ax, pending, subjets = _new_workspace(max_count(offsets), n_max)
+    for j in range(n_jets):
+        _jet_taus(px, py, pz, e, rap, phi, pt, offsets[j], offsets[j + 1], n_max, beta, r0, one_pass, max_iterations,
+                  precision, slots, links, w, assign, ax, pending, subjets, taus, j)
     return taus
 
 
@@ -355,23 +337,28 @@ def kt_taus_flat(
     """tau_1..tau_n_max ``(n_jets, n_max)`` with contrib's (OnePass_)KT_Axes, compiled, for a chunk.
 
     Four-momenta are flat float64 arrays, jet j owning ``offsets[j]:offsets[j + 1]``.
-    ``threads > 1`` spreads the jets over numba's thread pool (at most ``threads``).
+    ``threads > 1`` splits the jets into that many contiguous runs computed at once (the
+    kernel releases the GIL); every jet's taus are the same either way.
     """
     arrays = [np.ascontiguousarray(a, dtype=np.float64) for a in (px, py, pz, e)]
     offsets = np.ascontiguousarray(offsets, dtype=np.int64)
-    args = (*arrays, offsets, int(n_max), float(beta), float(r0), bool(one_pass), MAX_ITERATIONS, PRECISION)
-    if threads <= 1:
-        return _taus_serial(*args)
-    import numba
+    settings = (int(n_max), float(beta), float(r0), bool(one_pass), MAX_ITERATIONS, PRECISION)
+    n_jets = offsets.size - 1
+    threads = max(1, min(int(threads), n_jets))
+    if threads == 1:
+        return _taus_serial(*arrays, offsets, *settings)
+    # Python threads over runs of jets rather than numba's parallel loops: no OpenMP team
+    # spinning on a core that another job (or the images of this one) needs.
+    cuts = [(k * n_jets) // threads for k in range(threads + 1)]
 
-    previous = numba.get_num_threads()
-    threads = min(int(threads), numba.config.NUMBA_NUM_THREADS)
-    numba.set_num_threads(threads)
-    try:
-        # A few runs per thread even out jets of different sizes.
-        return _taus_parallel(*args, 4 * threads)
-    finally:
-        numba.set_num_threads(previous)
+    def run(k: int) -> np.ndarray:
+        lo, hi = offsets[cuts[k]], offsets[cuts[k + 1]]
+        return _taus_serial(*(a[lo:hi] for a in arrays), offsets[cuts[k]:cuts[k + 1] + 1] - lo, *settings)
+
+    with ThreadPoolExecutor(threads - 1, thread_name_prefix="hepdl-taus") as pool:
+        others = [pool.submit(run, k) for k in range(1, threads)]
+        parts = [run(0)] + [f.result() for f in others]
+    return np.concatenate(parts)
 
 
 def massless_momenta(eta: np.ndarray, phi: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, ...]:

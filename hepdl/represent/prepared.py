@@ -11,9 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import queue
 import shutil
-from collections.abc import Mapping, Sequence
-from typing import Any
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import numpy as np
 from numba import njit
@@ -96,6 +99,58 @@ def _field_mapping(spec: Mapping[str, Any], fields: Mapping[str, str] | None, ke
     return mapping
 
 
+T = TypeVar("T")
+
+
+class _Failure:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+def _read_ahead(items: Iterator[T]) -> Iterator[T]:
+    """The items of ``items``, produced one ahead in a background thread.
+
+    uproot's decompression (zlib, lz4, zstd are C calls that release the GIL) of the next
+    chunk then overlaps with the computation of this one. An error in the thread is raised
+    here; leaving the loop early stops the thread.
+    """
+    done = object()
+    ahead: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                ahead.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+            put(done)
+        except BaseException as err:  # handed to the consumer, which raises it
+            put(_Failure(err))
+
+    thread = threading.Thread(target=produce, name="hepdl-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = ahead.get()
+            if item is done:
+                return
+            if isinstance(item, _Failure):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
 def _replace_dir(tmp: str, output: str) -> None:
     if os.path.isdir(output):
         trash = f"{output}.old-{os.getpid()}"
@@ -122,14 +177,20 @@ def prepare_file(
     domain: str | None = None,
     progress: bool = False,
     block_size: int = 2048,
+    threads: int = 1,
 ) -> dict[str, Any]:
     """Write the prepared shard of one ROOT file to the directory ``output``; return its meta.
 
     ``spec`` overrides the task's default representation settings (nested keys);
     ``fields`` maps logical field names onto the file's branches. Memory is bounded by
     ``step_size``. The shard appears atomically: a failure leaves no ``output`` behind
-    (and an older ``output`` untouched).
+    (and an older ``output`` untouched). ``threads`` > 1 reads the next chunk and writes
+    the last block in background threads and computes N-subjettiness on ``threads``
+    threads alongside the images; the shard is byte-identical whatever it is.
     """
+    if int(threads) < 1:
+        raise ConfigError(f"threads must be >= 1, not {threads}")
+    threads = int(threads)
     spec = resolve_spec(task, spec)
     fractions = check_fractions(fractions)
     if domain not in (None, "sim", "data"):
@@ -147,15 +208,22 @@ def prepare_file(
     tmp = os.path.join(parent, f".{os.path.basename(output)}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
-    arrays: dict[str, np.ndarray] = {}
+    arrays: dict[str, _NpyWriter] = {}
     bar = None
+    # One writer thread (a file is written by one thread only); the main thread waits for a
+    # block's writes before handing it the next, so at most one block waits in memory.
+    writer = ThreadPoolExecutor(1, thread_name_prefix="hepdl-write") if threads > 1 else None
+    writes: list[Future] = []
+    chunks = iterate_events(path, tree, mapping, step_size=step_size, with_source=True)
+    if threads > 1:
+        chunks = _read_ahead(chunks)
     try:
         if progress:
             from tqdm import tqdm
 
             bar = tqdm(total=n_entries, unit="entry", desc=f"prepare {source}", leave=False)
         filled = 0
-        for chunk, where_from in iterate_events(path, tree, mapping, step_size=step_size, with_source=True):
+        for chunk, where_from in chunks:
             if len(chunk) != where_from.entry_stop - where_from.entry_start:
                 raise InputError(f"{where}: entries were dropped while reading; prepare needs every entry")
             # Blocks of a few thousand entries keep the flat per-constituent arrays in cache;
@@ -163,7 +231,7 @@ def prepare_file(
             for lo in range(0, len(chunk), block_size):
                 block = chunk[lo:lo + block_size]
                 first = where_from.entry_start + lo
-                rep = representation(block, spec)
+                rep = representation(block, spec, threads=threads)
                 entries = np.arange(first, first + len(block), dtype=np.int64)
                 rep["split"] = assign_split(source, entries, seed, fractions)
                 if not arrays:
@@ -174,10 +242,19 @@ def prepare_file(
                         raise InputError(
                             f"{where}: non-finite values in the {name!r} representation (entries {entries[0]}..{entries[-1]})"
                         )
-                    arrays[name].write_rows(first, a)
+                for w in writes:
+                    w.result()
+                writes = []
+                for name, a in rep.items():
+                    if writer is None:
+                        arrays[name].write_rows(first, a)
+                    else:
+                        writes.append(writer.submit(arrays[name].write_rows, first, a))
             filled += len(chunk)
             if bar is not None:
                 bar.update(len(chunk))
+        for w in writes:
+            w.result()
         if filled != n_entries:
             raise InputError(f"{where}: read {filled} entries, the tree reports {n_entries}")
         meta = {
@@ -200,12 +277,17 @@ def prepare_file(
         _replace_dir(tmp, output)
         return meta
     except BaseException:
+        if writer is not None:
+            writer.shutdown(wait=True, cancel_futures=True)
         for a in arrays.values():
             a.close()
         arrays.clear()
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     finally:
+        chunks.close()  # stops the read-ahead thread when leaving early
+        if writer is not None:
+            writer.shutdown(wait=True)
         if bar is not None:
             bar.close()
 

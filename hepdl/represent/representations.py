@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import awkward as ak
@@ -121,8 +122,8 @@ def _need(chunk: ak.Array, names) -> None:
 def jet_representation(chunk: ak.Array, spec: Mapping[str, Any], *, threads: int = 1) -> dict[str, np.ndarray]:
     """Jet images, expert variables, track sequences and jet kinematics of a chunk of jets.
 
-    ``threads`` > 1 computes the exact N-subjettiness axes on that many threads; the
-    arrays are the same whatever it is.
+    ``threads`` > 1 computes the expert variables (N-subjettiness on ``threads`` threads)
+    while the images and track sequences are built; the arrays are the same whatever it is.
     """
     _need(chunk, JET_REQUIRED + JET_TRACKS)
     trim = spec.get("trim") or {"f_cut": 0.0}
@@ -132,23 +133,36 @@ def jet_representation(chunk: ak.Array, spec: Mapping[str, Any], *, threads: int
     jet_pt = _column(chunk, "jet_pt", np.float64, 0.0)
     jet_eta = _column(chunk, "jet_eta", np.float64, 0.0)
     jet_phi = _column(chunk, "jet_phi", np.float64, 0.0)
-    images = jet_images(
-        chunk["calo_eta"], chunk["calo_phi"], chunk["calo_e"], jet_eta, jet_phi,
-        trk_pt=chunk["trk_pt"], trk_eta=chunk["trk_eta"], trk_phi=chunk["trk_phi"],
-        size=img["size"], half_width=img["half_width"], channels=img["channels"], centre=img["centre"],
-        rotate=img["rotate"], flip=img["flip"], normalise=img["normalise"], subjet_radius=img["subjet_radius"],
-    )
-    tracks = {f: chunk[f] for f in JET_TRACKS + ("trk_d0", "trk_z0", "trk_charge") if f in chunk.fields}
-    features, mask = track_sequences(tracks, jet_pt, jet_eta, jet_phi, length=trk["length"], sort_by=trk["sort_by"])
     nsub = ex["nsubjettiness"]
-    expert = expert_jet_variables(
-        chunk["calo_eta"], chunk["calo_phi"], chunk["calo_e"], jet_pt,
-        flat_content(chunk["trk_pt"], "trk_pt")[1],
-        beta=nsub["beta"], r0=nsub["r0"], axes=nsub["axes"], cone_radius=nsub["cone_radius"], threads=threads,
-    )
+
+    def expert() -> np.ndarray:
+        return expert_jet_variables(
+            chunk["calo_eta"], chunk["calo_phi"], chunk["calo_e"], jet_pt,
+            flat_content(chunk["trk_pt"], "trk_pt")[1],
+            beta=nsub["beta"], r0=nsub["r0"], axes=nsub["axes"], cone_radius=nsub["cone_radius"],
+            threads=threads,
+        )
+
+    pool = ThreadPoolExecutor(1, thread_name_prefix="hepdl-expert") if threads > 1 else None
+    try:
+        # The compiled N-subjettiness releases the GIL, and so do most numpy loops of the
+        # images: with two or more cores the two overlap.
+        expert_future = pool.submit(expert) if pool is not None else None
+        images = jet_images(
+            chunk["calo_eta"], chunk["calo_phi"], chunk["calo_e"], jet_eta, jet_phi,
+            trk_pt=chunk["trk_pt"], trk_eta=chunk["trk_eta"], trk_phi=chunk["trk_phi"],
+            size=img["size"], half_width=img["half_width"], channels=img["channels"], centre=img["centre"],
+            rotate=img["rotate"], flip=img["flip"], normalise=img["normalise"], subjet_radius=img["subjet_radius"],
+        )
+        tracks = {f: chunk[f] for f in JET_TRACKS + ("trk_d0", "trk_z0", "trk_charge") if f in chunk.fields}
+        features, mask = track_sequences(tracks, jet_pt, jet_eta, jet_phi, length=trk["length"], sort_by=trk["sort_by"])
+        expert_values = expert_future.result() if expert_future is not None else expert()
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
     return {
         "jet_images": images,
-        "expert": expert,
+        "expert": expert_values,
         "tracks": features,
         "track_mask": mask,
         "jet_pt": jet_pt.astype(np.float32),

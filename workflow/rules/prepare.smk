@@ -18,14 +18,16 @@ rule prepare_jets:
         f"{RESULTS}/logs/prepare_jets_{{domain}}_{{i}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/prepare_jets_{{domain}}_{{i}}.tsv"
-    threads: 1
+    # N-subjettiness alongside the images, read-ahead and writing in threads; the shard is
+    # the same bytes with any number (snakemake lowers it to --cores where that is less).
+    threads: 2
     resources:
         mem_mb=3000,
         runtime=60,
     shell:
         "hepdl prepare jets --input {input} --tree {params.tree} --output {output} --seed {params.seed}"
-        " --domain {wildcards.domain} --fields {params.fields:q} --spec {params.spec:q} --no-progress"
-        " > {log} 2>&1"
+        " --domain {wildcards.domain} --fields {params.fields:q} --spec {params.spec:q} --threads {threads}"
+        " --no-progress > {log} 2>&1"
 
 
 rule prepare_neutrino:
