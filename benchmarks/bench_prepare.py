@@ -1,31 +1,35 @@
 """Throughput of ``hepdl prepare jets`` against reading the same branches with bare uproot.
 
-    python benchmarks/bench_prepare.py [--input jets.root] [--n-jets 20000] [--workdir DIR]
+    python benchmarks/bench_prepare.py [--input jets.root] [--n-jets 20000] [--workdir DIR] [--threads 2]
 
 Without ``--input`` it generates a small Pythia sample with hepdl's generator (a
 minute) and tiles it to ``--n-jets`` entries in a ZLIB(1) file, as the generator
-writes. Prints jets/s of: reading (uproot.iterate, the baseline), building images +
-track sequences, N-subjettiness, and the whole preparation (read, all arrays,
-writing the shard, for each N-subjettiness axes choice), each as a ratio to the read
-rate, in wall time and in CPU time of this process (fairer on a shared machine). Reading
-and building are timed in alternation, best of ``--rounds`` passes each.
-N-subjettiness runs compiled (numba) on one thread, as ``hepdl prepare`` runs it, and
-also on ``--threads`` threads (there the CPU ratio counts every thread's time, the wall
-ratio is what a job with that many cores sees); fastjet-contrib's own Nsubjettiness on
-the same chunks is timed for comparison when the ``fastjet`` package is installed.
-The first compiled call (numba's cache load, or compilation) is timed separately.
-Not part of the tests.
+writes. Prints jets/s of: reading (uproot.iterate, the baseline; and the same with
+uproot's ``decompression_executor`` on ``--threads`` threads, the fair baseline for a
+multi-threaded prepare), building images + track sequences, N-subjettiness, and the
+whole preparation (read, all arrays, writing the shard, for each N-subjettiness axes
+choice, on one thread and on ``--threads``), each as a ratio to the single-threaded read
+rate, in wall time and in CPU time of this process (all its threads; fairer on a shared
+machine). Every line is the best of ``--rounds`` passes, the passes of all lines
+interleaved, so that a change of load on a shared machine hits them alike. The one-thread
+CPU ratio says what a prepare costs; the multi-thread wall ratio is what a job with that
+many cores sees, and is only meaningful on an otherwise idle machine (the load average is
+printed). fastjet-contrib's own Nsubjettiness on the same chunks is timed once for
+comparison when the ``fastjet`` package is installed. The first compiled call (numba's
+cache load, or compilation) is timed separately. Not part of the tests.
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import shutil
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import awkward as ak
 import numpy as np
@@ -73,7 +77,7 @@ def main() -> int:
     ap.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "hepdl-bench-prepare"))
     ap.add_argument("--step-size", default="50 MB")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved read/build passes (best of)")
-    ap.add_argument("--threads", type=int, default=2, help="threads of the parallel N-subjettiness line")
+    ap.add_argument("--threads", type=int, default=2, help="threads of the multi-threaded lines")
     args = ap.parse_args()
     os.makedirs(args.workdir, exist_ok=True)
     path = args.input or make_input(args.workdir, args.n_jets)
@@ -123,47 +127,72 @@ def main() -> int:
             nsubjettiness(tiny["calo_eta"], tiny["calo_phi"], tiny["calo_e"], axes=axes, threads=threads)
         first[threads] = time.perf_counter() - t
 
-    def prepare(axes: str):
-        out = os.path.join(args.workdir, f"shard_{axes}")
+    def prepare(axes: str, threads: int = 1):
+        out = os.path.join(args.workdir, f"shard_{axes}_{threads}")
         spec = {"expert": {"nsubjettiness": {"axes": axes}}}
-        return lambda: prepare_file("jets", path, out, seed=1, step_size=args.step_size, spec=spec)
+        return lambda: prepare_file("jets", path, out, seed=1, step_size=args.step_size, spec=spec, threads=threads)
 
-    # Reading and building alternate, best of --rounds each: on a shared machine the load
-    # then changes under both alike, and the minimum is the least disturbed pass.
-    rounds = [(timed(read), timed(build)) for _ in range(args.rounds)]
-    best = [tuple(min(r[i][k] for r in rounds) for k in (0, 1)) for i in (0, 1)]
-    t_read = best[0]
-    times = {"read (uproot.iterate)": t_read, "images + track sequences": best[1]}
+    def read_pooled() -> None:
+        with ThreadPoolExecutor(args.threads) as pool:
+            for _ in uproot.iterate(f"{path}:events", branches, step_size=args.step_size, library="ak",
+                                    decompression_executor=pool):
+                pass
+
+    stages = {"read (uproot.iterate)": read,
+              f"read, {args.threads}-thread decompression": read_pooled,
+              "images + track sequences": build}
     for axes in ("onepass_kt", "kt", "cone"):
-        times[f"N-subjettiness ({axes} axes)"] = timed(taus(axes))
+        stages[f"N-subjettiness ({axes} axes)"] = taus(axes)
     for axes in ("onepass_kt", "kt"):
-        times[f"N-subjettiness ({axes}, {args.threads} threads)"] = timed(taus(axes, args.threads))
+        stages[f"N-subjettiness ({axes}, {args.threads} threads)"] = taus(axes, args.threads)
+    for axes in ("onepass_kt", "kt", "cone"):
+        stages[f"whole prepare ({axes} axes)"] = prepare(axes)
+    for axes in ("onepass_kt", "kt"):
+        stages[f"whole prepare ({axes}, {args.threads} threads)"] = prepare(axes, args.threads)
+    # Every stage once per round, rounds interleaved, best of the rounds (the least disturbed
+    # pass) in wall and in CPU time separately.
+    # Each shard is deleted after its pass, untimed: a prepare job writes one new shard (a
+    # pass that replaced an old one would also pay for deleting it, and a growing pile of
+    # unflushed shards slows every write).
+    passes: dict[str, list[tuple[float, float]]] = {k: [] for k in stages}
+    for _ in range(args.rounds):
+        for k, fn in stages.items():
+            passes[k].append(timed(fn))
+            for shard in glob.glob(os.path.join(args.workdir, "shard_*")):
+                shutil.rmtree(shard, ignore_errors=True)
+    times = {k: (min(p[0] for p in v), min(p[1] for p in v)) for k, v in passes.items()}
     try:
         times["N-subjettiness (FastJet contrib)"] = timed(contrib_taus)
     except ImportError:
         print("fastjet is not installed: no contrib comparison", file=sys.stderr)
-    for axes in ("onepass_kt", "kt", "cone"):
-        times[f"whole prepare ({axes} axes)"] = timed(prepare(axes))
-        shutil.rmtree(os.path.join(args.workdir, f"shard_{axes}"), ignore_errors=True)
+    t_read = times["read (uproot.iterate)"]
 
     towers = float(np.mean(ak.to_numpy(ak.num(chunks[0]["calo_e"]))))
     tracks = float(np.mean(ak.to_numpy(ak.num(chunks[0]["trk_pt"]))))
-    print(f"{path}: {n} jets, {towers:.0f} towers and {tracks:.0f} tracks per jet, step {args.step_size}")
+    print(f"{path}: {n} jets, {towers:.0f} towers and {tracks:.0f} tracks per jet, step {args.step_size}, "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the end")
     print(f"first compiled call (cache load or compile): {first[1]:.2f} s on 1 thread, "
           f"{first[args.threads]:.2f} s more for {args.threads} threads")
-    print(f"{'stage':40s} {'jets/s wall':>12s} {'x read':>7s} {'jets/s CPU':>11s} {'x read':>7s}")
+    print(f"{'stage':44s} {'jets/s wall':>12s} {'x read':>7s} {'jets/s CPU':>11s} {'x read':>7s}")
     result = {}
     for k, (wall, cpu) in times.items():
         rw, rc = t_read[0] / wall, t_read[1] / cpu
         result[k] = {"jets_per_s_wall": n / wall, "ratio_wall": rw, "jets_per_s_cpu": n / cpu, "ratio_cpu": rc}
-        print(f"{k:40s} {n / wall:12.0f} {rw:7.2f} {n / cpu:11.0f} {rc:7.2f}")
-    # Where the whole default prepare's CPU goes, per jet.
+        print(f"{k:44s} {n / wall:12.0f} {rw:7.2f} {n / cpu:11.0f} {rc:7.2f}")
+    # Where the whole default prepare's CPU goes, per jet (the rest: reading's field mapping
+    # and checks, the mass, split, finiteness checks, writing the shard).
     us = {k: 1e6 * cpu / n for k, (_, cpu) in times.items()}
     whole, build = us["whole prepare (onepass_kt axes)"], us["images + track sequences"]
     nsub, read_us = us["N-subjettiness (onepass_kt axes)"], us["read (uproot.iterate)"]
     print(f"whole default prepare, CPU us/jet: {whole:.1f} = read {read_us:.1f} + images/tracks {build:.1f}"
-          f" + N-subjettiness {nsub:.1f} + rest (expert variables, split, checks, writing) "
-          f"{whole - read_us - build - nsub:.1f}")
+          f" + N-subjettiness {nsub:.1f} + rest {whole - read_us - build - nsub:.1f}")
+    walls = {k: wall for k, (wall, _) in times.items()}
+    threaded = walls[f"whole prepare (onepass_kt, {args.threads} threads)"]
+    single = walls["whole prepare (onepass_kt axes)"]
+    pooled = walls[f"read, {args.threads}-thread decompression"]
+    print(f"default prepare on {args.threads} threads: wall time {threaded / single:.2f} of one thread's; "
+          f"{t_read[0] / threaded:.2f}x the one-thread read rate, {pooled / threaded:.2f}x the "
+          f"{args.threads}-thread-decompression read rate")
     print(json.dumps({"n_jets": n, "first_call_s": first, "stages": result}))
     return 0
 
