@@ -12,9 +12,13 @@ import torch
 import uproot
 
 from hepdl.autoencode.features import encode, feature_names, pca_projection
+from hepdl.autoencode.label_efficiency import repeat_to_steps
 from hepdl.cli import main
 from hepdl.models import load_model_file
+from hepdl.models.jet_cnn import JetCNN
 from hepdl.represent import PreparedDataset
+from hepdl.train.selection import select_training_entries
+from hepdl.train.settings import TrainSettings
 
 torch.set_num_threads(1)
 
@@ -169,17 +173,54 @@ def test_label_efficiency_cli(trained, tmp_path):
     root, shards, _, out = trained
     cnn = root / "le_cnn.json"
     cnn.write_text(json.dumps({"epochs": 1, "batch_size": 16, "device": "cpu", "progress": "never", "log_epochs": False,
-                               "model": {"name": "jet_cnn", "channels": [4, 8]}}))
+                               "pretrained_body_lr_factor": 0.1, "model": {"name": "jet_cnn", "channels": [4, 8]}}))
     assert main(["label-efficiency", "--shards", *shards[:2], "--settings", str(cnn), "--ae-model", str(out / "model.pt"),
-                 "--sizes", "20", "all", "--min-steps", "4", "--output", str(tmp_path / "le")]) == 0
+                 "--sizes", "20", "all", "--min-steps", "4", "--repeats", "2", "--output", str(tmp_path / "le")]) == 0
     result = json.loads((tmp_path / "le" / "pretrained_cnn.json").read_text())
     n_all = len(PreparedDataset(shards[:2], "train", ("label",)))
     assert result["task"] == "jets" and result["model"] == "pretrained_cnn"
     assert result["n_train_sizes"] == [20, n_all]
+    table = result["label_efficiency"]
     for init in ("random", "pretrained"):
+        # two draws of the 20-jet subset, one run on the whole train split
+        assert len(table[init]["20"]) == 2 and len(table[init][str(n_all)]) == 1
         for n in (20, n_all):
             assert 0 <= result[f"auc_{init}_{n}"] <= 1
+            assert result[f"auc_{init}_{n}"] == pytest.approx(np.mean(table[init][str(n)]))
+        assert result[f"auc_{init}_20_std"] == pytest.approx(np.std(table[init]["20"], ddof=1))
+    gains = np.subtract(table["pretrained"]["20"], table["random"]["20"])
+    assert result["auc_gain_at_smallest"] == pytest.approx(gains.mean())
     assert result["auc"] == result[f"auc_pretrained_{n_all}"]
     assert (tmp_path / "le" / "label_efficiency.png").stat().st_size > 1000
     assert main(["label-efficiency", "--shards", *shards[:2], "--settings", str(cnn), "--ae-model", str(out / "model.pt"),
                  "--sizes", "0", "--output", str(tmp_path / "le2")]) == 2
+
+
+def test_small_training_sets_are_repeated_up_to_the_minimum_steps(trained):
+    _, shards, _, _ = trained
+    full = PreparedDataset(shards[:2], "train", ("label",))
+    subset = select_training_entries(full, TrainSettings(max_train_entries=10, seed=3))
+    repeated = repeat_to_steps(subset, batch_size=8, epochs=2, min_steps=6)
+    # 6 steps of 8 over 2 epochs: at least 24 entries per epoch, the same 10 jets each 3 times
+    assert len(repeated) == 30
+    assert np.array_equal(np.unique(repeated.indices), subset.indices)
+    assert np.all(np.bincount(repeated.indices)[subset.indices] == 3)
+    assert repeat_to_steps(subset, batch_size=8, epochs=2, min_steps=2) is subset
+    assert repeat_to_steps(full, batch_size=8, epochs=2, min_steps=10**6) is full
+
+
+def test_pretrained_body_learns_at_its_own_rate():
+    from hepdl.train.engine import build_optimizer
+
+    model = JetCNN(in_channels=1, channels=[4, 8], head=[8])
+    settings = TrainSettings(learning_rate=0.01, init_body_from="ae.pt", pretrained_body_lr_factor=0.1)
+    groups = build_optimizer(model, settings).param_groups
+    body = {id(p) for p in model.body.parameters()}
+    for g in groups:
+        in_body = {id(p) in body for p in g["params"]}
+        assert len(in_body) == 1  # no group mixes body and head
+        assert g["lr"] == pytest.approx(0.001 if in_body.pop() else 0.01)
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+    # without a pre-trained body the factor does nothing
+    plain = build_optimizer(model, TrainSettings(learning_rate=0.01, pretrained_body_lr_factor=0.1)).param_groups
+    assert {g["lr"] for g in plain} == {0.01}

@@ -27,6 +27,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", default="pretrained_cnn", help="model name in the metrics JSON (summary entry)")
     p.add_argument("--min-steps", type=int, default=0,
                    help="give small training sets more epochs, up to this many optimiser steps (default 0: off)")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="draws of each subset size (seeds seed, seed + 1, ...); the whole train split once (default 1)")
     p.add_argument("--seed", type=int, help="overrides settings' seed")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.set_defaults(func=run)
@@ -45,12 +47,13 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     settings = load_settings(args.settings, {"seed": args.seed} if args.seed is not None else None)
     sizes = parse_sizes(args.sizes)
-    results = run_label_efficiency(shard_dirs(args.shards), settings, args.ae_model, sizes, min_steps=args.min_steps)
+    results = run_label_efficiency(shard_dirs(args.shards), settings, args.ae_model, sizes, min_steps=args.min_steps,
+                                   repeats=args.repeats)
     os.makedirs(args.output, exist_ok=True)
     entry = summary_entry(results, args.name)
     write_json(os.path.join(args.output, f"{args.name}.json"), entry)
     plot_label_efficiency(results, path=os.path.join(args.output, "label_efficiency.png"))
     for init, points in results.items():
-        table = ", ".join(f"{n}: {v:.4f}" for n, v in sorted(points.items()))
-        print(f"hepdl label-efficiency: {init} init: test AUC by training jets {{{table}}}", file=sys.stderr)
+        table = ", ".join(f"{n}: {sum(v) / len(v):.4f}" for n, v in sorted(points.items()))
+        print(f"hepdl label-efficiency: {init} init: mean test AUC by training jets {{{table}}}", file=sys.stderr)
     return 0

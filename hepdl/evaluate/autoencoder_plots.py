@@ -109,21 +109,28 @@ def reconstruction_errors_figure(
     return fig
 
 
-def label_efficiency_figure(results: Mapping[str, Mapping[int, float]], *, n_all: int | None = None) -> Figure:
-    """Test AUC vs number of labelled training jets, one line per initialisation (e.g. random, pretrained)."""
+def label_efficiency_figure(results: Mapping[str, Mapping[int, Sequence[float]]], *, n_all: int | None = None) -> Figure:
+    """Test AUC vs number of labelled training jets, one line per initialisation (e.g. random, pretrained).
+
+    Each point is the mean over the draws of that size; the error bar their standard deviation.
+    """
     with hep_style():
         fig = _new_figure((5.0, 4.0))
         ax = fig.subplots()
+        draws = 1
         for name, points in results.items():
             xs = sorted(points)
-            ax.plot(xs, [points[x] for x in xs], marker="o", label=name)
+            values = [np.atleast_1d(np.asarray(points[x], dtype=float)) for x in xs]
+            draws = max(draws, *(v.size for v in values))
+            ax.errorbar(xs, [v.mean() for v in values], yerr=[v.std(ddof=1) if v.size > 1 else 0.0 for v in values],
+                        marker="o", capsize=3, label=name)
         ax.set_xscale("log")
         # label the measured sizes only: log-axis minor labels (2x10^2, 3x10^2, ...) overlap
         sizes = sorted({x for points in results.values() for x in points})
         ax.set_xticks(sizes, [str(x) for x in sizes])
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("Labelled training jets" + (f" (all = {n_all})" if n_all else ""))
-        ax.set_ylabel("Test ROC AUC")
+        ax.set_ylabel("Test ROC AUC" + (f" (mean, std of {draws} draws)" if draws > 1 else ""))
         ax.legend()
     return fig
 

@@ -147,10 +147,24 @@ def class_weights(settings: TrainSettings, label: np.ndarray, n_classes: int) ->
 
 
 def build_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
-    """Weight decay (L2) on conv/linear weights only: decaying biases and norm scales only hurts."""
-    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
-    groups = [{"params": decay, "weight_decay": settings.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    """Weight decay (L2) on conv/linear weights only: decaying biases and norm scales only hurts.
+
+    A body initialised by ``init_body_from`` learns at ``pretrained_body_lr_factor`` times the rate:
+    at full rate a few hundred labelled jets overwrite the pre-trained features within the first steps.
+    """
+    body = getattr(getattr(model, "module", model), "body", None)
+    slow: set[int] = set()
+    if settings.init_body_from and settings.pretrained_body_lr_factor != 1.0 and body is not None:
+        slow = {id(p) for p in body.parameters()}
+    trainable = [p for p in model.parameters() if p.requires_grad]
+
+    def by_decay(params: list[torch.nn.Parameter], lr: float) -> list[dict[str, Any]]:
+        return [{"params": [p for p in params if p.dim() >= 2], "weight_decay": settings.weight_decay, "lr": lr},
+                {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0, "lr": lr}]
+
+    groups = by_decay([p for p in trainable if id(p) not in slow], settings.learning_rate)
+    if slow:
+        groups += by_decay([p for p in trainable if id(p) in slow], settings.learning_rate * settings.pretrained_body_lr_factor)
     if settings.optimizer == "adam":
         return torch.optim.Adam(groups, lr=settings.learning_rate)
     if settings.optimizer == "adamw":

@@ -75,6 +75,7 @@ class TrainSettings:
     train_classes: list[int] | None = None  # train only on entries with these labels (e.g. [0]: background only)
     max_train_entries: int | None = None  # a seeded random subset of this many training entries
     init_body_from: str | None = None  # autoencoder model file whose encoder initialises the CNN body
+    pretrained_body_lr_factor: float = 1.0  # init_body_from: the body's learning rate is learning_rate times this
     # domain adaptation (objective "adapt": sim shards + unlabelled data shards) and fine-tuning ("finetune")
     domain_lambda_max: float = 1.0  # adapt/decorrelate: maximum gradient-reversal strength, reached by the ramp 2/(1+exp(-gamma p))-1
     domain_gamma: float = 10.0  # steepness of that ramp in the training progress p (0..1)
@@ -115,7 +116,7 @@ class TrainSettings:
                 not isinstance(self.train_classes, list) or not self.train_classes
                 or not all(isinstance(c, int) and not isinstance(c, bool) for c in self.train_classes)):
             raise ConfigError(f"train_classes: must be null or a non-empty list of class labels, not {self.train_classes!r}")
-        for key in ("domain_lambda_max", "domain_gamma", "finetune_lr_factor"):
+        for key in ("domain_lambda_max", "domain_gamma", "finetune_lr_factor", "pretrained_body_lr_factor"):
             if not isinstance(getattr(self, key), (int, float)) or getattr(self, key) < 0:
                 raise ConfigError(f"{key}: must be a number >= 0, not {getattr(self, key)!r}")
         if not isinstance(self.freeze_body_epochs, int) or self.freeze_body_epochs < 0:

@@ -90,9 +90,10 @@ rule jet_label_efficiency:
     params:
         seed=SEED,
         outdir=lambda w, output: os.path.dirname(output[0]),
-        settings=as_json(config["jets"]["label_efficiency"]["cnn"]),
+        settings=as_json({"reweight": config["jets"]["reweight"], **config["jets"]["label_efficiency"]["cnn"]}),
         sizes=" ".join(map(str, config["jets"]["label_efficiency"]["sizes"])),
         min_steps=config["jets"]["label_efficiency"]["min_steps"],
+        repeats=config["jets"]["label_efficiency"]["repeats"],
     log:
         f"{RESULTS}/logs/jet_label_efficiency.log",
     benchmark:
@@ -104,5 +105,5 @@ rule jet_label_efficiency:
         gpu=1,
     shell:
         "hepdl label-efficiency --shards {input.shards} --settings {params.settings:q} --ae-model {input.ae}"
-        " --sizes {params.sizes} --min-steps {params.min_steps} --output {params.outdir} --name pretrained_cnn"
+        " --sizes {params.sizes} --min-steps {params.min_steps} --repeats {params.repeats} --output {params.outdir} --name pretrained_cnn"
         " --seed {params.seed} --threads {threads} > {log} 2>&1"
