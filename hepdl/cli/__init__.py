@@ -35,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one stage; a :class:`~hepdl.errors.HepdlError` prints as one line, exit status 2."""
     args = build_parser().parse_args(argv)
+    from hepdl.cli.allocator import keep_freed_memory
+
+    keep_freed_memory()
     try:
         return int(args.func(args) or 0)
     except HepdlError as err:
