@@ -122,8 +122,12 @@ def label_efficiency_figure(results: Mapping[str, Mapping[int, Sequence[float]]]
             xs = sorted(points)
             values = [np.atleast_1d(np.asarray(points[x], dtype=float)) for x in xs]
             draws = max(draws, *(v.size for v in values))
-            ax.errorbar(xs, [v.mean() for v in values], yerr=[v.std(ddof=1) if v.size > 1 else 0.0 for v in values],
-                        marker="o", capsize=3, label=name)
+            bars = ax.errorbar(xs, [v.mean() for v in values], yerr=[v.std(ddof=1) if v.size > 1 else 0.0 for v in values],
+                               marker="o", capsize=3, label=name)
+            # each draw too: one stalled run explains a large spread at a glance
+            draw_x = [x for x, v in zip(xs, values, strict=True) for _ in range(v.size) if v.size > 1]
+            draw_y = [y for v in values if v.size > 1 for y in v]
+            ax.plot(draw_x, draw_y, linestyle="none", marker=".", alpha=0.5, color=bars.lines[0].get_color())
         ax.set_xscale("log")
         # label the measured sizes only: log-axis minor labels (2x10^2, 3x10^2, ...) overlap
         sizes = sorted({x for points in results.values() for x in points})
