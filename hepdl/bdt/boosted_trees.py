@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import xgboost as xgb
 
+from hepdl.atomic import atomic_path, atomic_write_text
 from hepdl.errors import ConfigError, InputError
 
 MODEL_FORMAT = "hepdl-bdt-v1"
@@ -140,8 +141,6 @@ def save_bdt(booster: xgb.Booster, path: str | os.PathLike, info: dict) -> tuple
     path = os.fspath(path)
     if not path.endswith(".json"):
         raise ConfigError(f"{path}: the BDT model file must end in .json (XGBoost JSON format)")
-    directory = os.path.dirname(path) or "."
-    os.makedirs(directory, exist_ok=True)
     info_path = path[: -len(".json")] + ".info.json"
     meta = {
         "format": MODEL_FORMAT,
@@ -149,19 +148,10 @@ def save_bdt(booster: xgb.Booster, path: str | os.PathLike, info: dict) -> tuple
         "best_iteration": int(getattr(booster, "best_iteration", booster.num_boosted_rounds() - 1)),
         **info,
     }
-    tmp_model = os.path.join(directory, f".{os.path.basename(path)}.tmp{os.getpid()}.json")
-    tmp_info = os.path.join(directory, f".{os.path.basename(info_path)}.tmp{os.getpid()}")
-    try:
+    # the model file is renamed into place last: once it exists, its info file does too
+    with atomic_path(path, ".json") as tmp_model:
         booster.save_model(tmp_model)
-        with open(tmp_info, "w") as f:
-            json.dump(meta, f, indent=2)
-            f.write("\n")
-        os.replace(tmp_model, path)
-        os.replace(tmp_info, info_path)
-    finally:
-        for tmp in (tmp_model, tmp_info):
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        atomic_write_text(info_path, json.dumps(meta, indent=2) + "\n")
     return path, info_path
 
 

@@ -20,6 +20,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
+from hepdl.atomic import atomic_path
 from hepdl.errors import InputError
 from hepdl.evaluate import metrics
 
@@ -65,17 +66,9 @@ def _new_figure(figsize: tuple[float, float]) -> Figure:
 def save_figure(fig: Figure, path: str | os.PathLike) -> str:
     """Write ``fig`` as PNG to ``path`` via a temporary file and an atomic rename."""
     path = os.fspath(path)
-    directory = os.path.dirname(path) or "."
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp{os.getpid()}.png")
-    try:
-        with hep_style():
-            # Fixed metadata: the PNG bytes do not depend on the matplotlib version string
-            fig.savefig(tmp, format="png", metadata={"Software": None})
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_path(path, ".png") as tmp, hep_style():
+        # Fixed metadata: the PNG bytes do not depend on the matplotlib version string
+        fig.savefig(tmp, format="png", metadata={"Software": None})
     return path
 
 

@@ -20,15 +20,10 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
+from hepdl.atomic import atomic_path, atomic_write_text
 from hepdl.errors import InputError
 
 SCORE_KEYS = ("score", "label", "weight")
-
-
-def _tmp_name(path: str, suffix: str = "") -> str:
-    directory = os.path.dirname(path) or "."
-    os.makedirs(directory, exist_ok=True)
-    return os.path.join(directory, f".{os.path.basename(path)}.tmp{os.getpid()}{suffix}")
 
 
 def _json_safe(value):
@@ -49,15 +44,7 @@ def write_json(path: str | os.PathLike, obj: Mapping) -> str:
     """Write ``obj`` as indented JSON atomically; NaN/inf values are refused, not written."""
     path = os.fspath(path)
     text = json.dumps(_json_safe(obj), indent=2, sort_keys=False, allow_nan=False) + "\n"
-    tmp = _tmp_name(path)
-    try:
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return atomic_write_text(path, text)
 
 
 def read_json(path: str | os.PathLike) -> dict:
@@ -90,13 +77,8 @@ def save_scores(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> st
         if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
             raise InputError(f"{path}: array {k!r} holds NaN or inf")
         out[k] = a
-    tmp = _tmp_name(path, ".npz")
-    try:
+    with atomic_path(path, ".npz") as tmp:
         np.savez(tmp, **out)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from hepdl.atomic import atomic_path
 from hepdl.errors import HepdlError
 from hepdl.models.registry import build_model
 
@@ -67,14 +68,8 @@ def content_digest(content: Mapping[str, Any]) -> str:
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
     """``torch.save`` to a temporary name in the same directory, then rename over ``path``."""
-    path = os.fspath(path)
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def save_model(

@@ -8,13 +8,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    path = os.fspath(path)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+from hepdl.atomic import atomic_path, atomic_write_text
 
 
 def write_metrics_csv(path: str | os.PathLike, history: Sequence[Mapping[str, Any]]) -> None:
@@ -52,8 +46,8 @@ def plot_training_curve(path: str | os.PathLike, history: Sequence[Mapping[str, 
         axes[0, 1].set_xlabel("epoch")
         axes[0, 1].set_ylabel(f"validation {monitor}")
     fig.tight_layout()
-    path = os.fspath(path)
-    tmp = f"{path}.tmp{os.getpid()}.png"
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_path(path, ".png") as tmp:
+            fig.savefig(tmp, dpi=100)
+    finally:
+        plt.close(fig)
