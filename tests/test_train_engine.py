@@ -144,6 +144,25 @@ def test_pt_reweighting_flattens_background_to_signal_ratio():
     assert np.max(np.abs(b_eta / s_eta - 1)) < 0.2
 
 
+def test_small_samples_get_fewer_reweighting_bins():
+    from hepdl.train.reweight import MIN_PER_BIN, SpectrumReweighter
+
+    rng = np.random.default_rng(8)
+    for n, expected_bins in ((20, 1), (50, 2), (200, 10), (4000, 20)):
+        label = np.arange(n) % 2
+        pt = np.where(label == 1, rng.normal(600, 100, n), rng.normal(550, 100, n))  # overlapping spectra
+        rw = SpectrumReweighter.fit(pt, None, label, pt_bins=20)
+        assert len(rw.pt_edges) - 1 == expected_bins
+        assert expected_bins == 1 or (n // 2) / expected_bins >= MIN_PER_BIN
+        w = rw.weights(pt, None, label)
+        # 20 fixed bins over 50 jets left most background jets alone in a bin without signal: weight 0
+        assert np.mean(w[label == 0] > 0) > 0.85
+    # (pT, eta): pT bins take the cells first
+    label = np.arange(200) % 2
+    rw = SpectrumReweighter.fit(rng.normal(500, 50, 200), rng.normal(0, 1, 200), label, pt_bins=20, eta_bins=4)
+    assert (len(rw.pt_edges) - 1, len(rw.eta_edges) - 1) == (10, 1)
+
+
 def test_reweighting_in_engine_uses_training_split():
     tr, va = ArrayDataset(toy_jets(400, 0)), ArrayDataset(toy_jets(100, 1))
     r = train(build_model(SMALL_CNN), tr, va, settings(epochs=1, reweight="pt_eta"))

@@ -14,6 +14,10 @@ import numpy as np
 
 from hepdl.errors import InputError
 
+#: Fewest entries of the smaller class per (pT, eta) bin on average: with 20 quantile bins over
+#: 50 jets most background jets would share no bin with a signal jet and get weight 0.
+MIN_PER_BIN = 10
+
 
 def _quantile_edges(values: np.ndarray, n_bins: int) -> np.ndarray:
     edges = np.unique(np.quantile(values, np.linspace(0.0, 1.0, n_bins + 1)))
@@ -45,7 +49,9 @@ class SpectrumReweighter:
 
         ``eta=None`` reweights pT alone. Bins without background get ratio 0 (no
         background entry falls there in the fitting sample anyway); background
-        entries in bins without signal get weight 0: no signal lives there.
+        entries in bins without signal get weight 0: no signal lives there. A small
+        sample gets fewer bins: at least ``MIN_PER_BIN`` entries of the smaller class
+        per bin on average (pT bins first, then eta).
         """
         pt = np.asarray(pt, dtype=np.float64)
         label = np.asarray(label)
@@ -53,6 +59,9 @@ class SpectrumReweighter:
         is_sig = label == signal_label
         if not is_sig.any() or is_sig.all():
             raise InputError("pT reweighting needs both signal and background entries in the training split")
+        cells = max(1, int(min(is_sig.sum(), (~is_sig).sum())) // MIN_PER_BIN)
+        pt_bins = min(pt_bins, cells)
+        eta_bins = min(eta_bins, max(1, cells // pt_bins))
         pt_edges = _quantile_edges(pt, pt_bins)
         if eta is None:
             eta_arr = np.zeros(len(pt))
