@@ -157,6 +157,9 @@ def test_small_samples_get_fewer_reweighting_bins():
         w = rw.weights(pt, None, label)
         # 20 fixed bins over 50 jets left most background jets alone in a bin without signal: weight 0
         assert np.mean(w[label == 0] > 0) > 0.85
+        # the same jets repeated (label-efficiency epochs) are still a small sample
+        repeated = SpectrumReweighter.fit(np.tile(pt, 21), None, np.tile(label, 21), pt_bins=20)
+        assert len(repeated.pt_edges) == len(rw.pt_edges)
     # (pT, eta): pT bins take the cells first
     label = np.arange(200) % 2
     rw = SpectrumReweighter.fit(rng.normal(500, 50, 200), rng.normal(0, 1, 200), label, pt_bins=20, eta_bins=4)

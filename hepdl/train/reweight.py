@@ -50,8 +50,8 @@ class SpectrumReweighter:
         ``eta=None`` reweights pT alone. Bins without background get ratio 0 (no
         background entry falls there in the fitting sample anyway); background
         entries in bins without signal get weight 0: no signal lives there. A small
-        sample gets fewer bins: at least ``MIN_PER_BIN`` entries of the smaller class
-        per bin on average (pT bins first, then eta).
+        sample gets fewer bins: at least ``MIN_PER_BIN`` distinct entries of the smaller
+        class per bin on average (pT bins first, then eta).
         """
         pt = np.asarray(pt, dtype=np.float64)
         label = np.asarray(label)
@@ -59,7 +59,9 @@ class SpectrumReweighter:
         is_sig = label == signal_label
         if not is_sig.any() or is_sig.all():
             raise InputError("pT reweighting needs both signal and background entries in the training split")
-        cells = max(1, int(min(is_sig.sum(), (~is_sig).sum())) // MIN_PER_BIN)
+        # distinct pT values, not entries: a small set repeated to fill epochs is no larger a sample
+        distinct = min(np.unique(pt[is_sig]).size, np.unique(pt[~is_sig]).size)
+        cells = max(1, distinct // MIN_PER_BIN)
         pt_bins = min(pt_bins, cells)
         eta_bins = min(eta_bins, max(1, cells // pt_bins))
         pt_edges = _quantile_edges(pt, pt_bins)
