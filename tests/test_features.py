@@ -194,6 +194,9 @@ def test_label_efficiency_cli(trained, tmp_path):
     assert (tmp_path / "le" / "label_efficiency.png").stat().st_size > 1000
     assert main(["label-efficiency", "--shards", *shards[:2], "--settings", str(cnn), "--ae-model", str(out / "model.pt"),
                  "--sizes", "0", "--output", str(tmp_path / "le2")]) == 2
+    assert main(["label-efficiency", "--shards", *shards[:2], "--settings", str(cnn), "--ae-model", str(out / "model.pt"),
+                 "--sizes", "20", "--repeats", "0", "--output", str(tmp_path / "le3")]) == 2
+    assert not (tmp_path / "le3").exists()
 
 
 def test_small_training_sets_are_repeated_up_to_the_minimum_steps(trained):

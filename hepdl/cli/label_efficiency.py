@@ -26,7 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", required=True, help="output directory")
     p.add_argument("--name", default="pretrained_cnn", help="model name in the metrics JSON (summary entry)")
     p.add_argument("--min-steps", type=int, default=0,
-                   help="give small training sets more epochs, up to this many optimiser steps (default 0: off)")
+                   help="repeat a subset within each epoch until the run takes this many optimiser steps (default 0: off)")
     p.add_argument("--repeats", type=int, default=1,
                    help="draws of each subset size (seeds seed, seed + 1, ...); the whole train split once (default 1)")
     p.add_argument("--seed", type=int, help="overrides settings' seed")
