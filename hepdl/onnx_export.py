@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from hepdl.atomic import atomic_path
 from hepdl.errors import HepdlError, InputError
 from hepdl.scoring import TrainedModel, forward_logits, probabilities
 
@@ -82,33 +83,30 @@ def export_onnx(
     outputs = ["probabilities", "logits"] if with_logits else ["probabilities"]
     trace = tuple(torch.as_tensor(np.array(arrays[k][: min(n, 8)])) for k in model.inputs)
     dynamic = {name: {0: "batch"} for name in [*model.inputs, *outputs]}
-    tmp = f"{output}.tmp{os.getpid()}"
-    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     try:
-        with torch.no_grad(), warnings.catch_warnings():
-            # the TorchScript exporter announces its own deprecation; it is our deliberate choice
-            warnings.simplefilter("ignore", DeprecationWarning)
-            warnings.simplefilter("ignore", torch.jit.TracerWarning)
-            # the RNN symbolic warns about batch sizes in general; the parity check below runs
-            # other batch sizes than the traced one, so a real problem still fails loudly
-            warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch_size other than 1")
-            try:
-                torch.onnx.export(graph, trace, tmp, dynamo=False, input_names=list(model.inputs),
-                                  output_names=outputs, dynamic_axes=dynamic, opset_version=opset,
-                                  do_constant_folding=True)
-            except Exception as err:  # the exporter raises many types, with the whole graph in the message
-                first = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
-                raise HepdlError(f"{model.path}: model {model.info.get('architecture', {}).get('name')!r} cannot be "
-                                 f"exported to ONNX by the TorchScript exporter: {type(err).__name__}: {first}") from None
-        _add_metadata(tmp, model)
-        report = {"path": output, "inputs": list(model.inputs), "outputs": outputs, "opset": opset}
-        if check:
-            report.update(check_parity(model, tmp, arrays, atol=atol))
-        os.replace(tmp, output)
+        with atomic_path(output, suffix=".onnx") as tmp:
+            with torch.no_grad(), warnings.catch_warnings():
+                # the TorchScript exporter announces its own deprecation; it is our deliberate choice
+                warnings.simplefilter("ignore", DeprecationWarning)
+                warnings.simplefilter("ignore", torch.jit.TracerWarning)
+                # the RNN symbolic warns about batch sizes in general; the parity check below runs
+                # other batch sizes than the traced one, so a real problem still fails loudly
+                warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch_size other than 1")
+                try:
+                    torch.onnx.export(graph, trace, tmp, dynamo=False, input_names=list(model.inputs),
+                                      output_names=outputs, dynamic_axes=dynamic, opset_version=opset,
+                                      do_constant_folding=True)
+                except Exception as err:  # the exporter raises many types, with the whole graph in the message
+                    first = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+                    raise HepdlError(f"{model.path}: model {model.info.get('architecture', {}).get('name')!r} cannot "
+                                     f"be exported to ONNX by the TorchScript exporter: {type(err).__name__}: "
+                                     f"{first}") from None
+            _add_metadata(tmp, model)
+            report = {"path": output, "inputs": list(model.inputs), "outputs": outputs, "opset": opset}
+            if check:
+                report.update(check_parity(model, tmp, arrays, atol=atol))
     finally:
         model.module.to(model.device)
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return report
 
 

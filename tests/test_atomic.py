@@ -6,7 +6,8 @@ import os
 
 import pytest
 
-from hepdl.atomic import atomic_path, atomic_write_text
+from hepdl.atomic import atomic_dir, atomic_path, atomic_write_text
+from hepdl.errors import InputError
 
 
 def test_the_file_appears_only_when_the_block_ends(tmp_path):
@@ -30,3 +31,26 @@ def test_a_failure_keeps_the_older_file_and_leaves_no_temporary(tmp_path):
         raise RuntimeError("killed mid-write")
     assert out.read_text() == "old"
     assert os.listdir(tmp_path) == ["scores.txt"]
+
+
+def test_a_directory_is_replaced_whole_or_not_at_all(tmp_path):
+    out = tmp_path / "shard"
+    with atomic_dir(out) as tmp:
+        assert os.path.basename(tmp).startswith(".") and os.path.dirname(tmp) == str(tmp_path)
+        (tmp_path / os.path.basename(tmp) / "a.npy").write_text("first")
+        assert not out.exists()
+    assert os.listdir(out) == ["a.npy"]
+    with pytest.raises(RuntimeError), atomic_dir(out) as tmp:
+        (tmp_path / os.path.basename(tmp) / "b.npy").write_text("half")
+        raise RuntimeError("killed mid-shard")
+    assert os.listdir(out) == ["a.npy"] and os.listdir(tmp_path) == ["shard"]
+    with atomic_dir(out) as tmp:
+        (tmp_path / os.path.basename(tmp) / "c.npy").write_text("second")
+    assert os.listdir(out) == ["c.npy"] and os.listdir(tmp_path) == ["shard"]  # the old one removed
+
+
+def test_a_file_in_the_way_of_a_directory_is_named(tmp_path):
+    (tmp_path / "shard").write_text("not a shard")
+    with pytest.raises(InputError, match="shard: exists and is not a directory"), atomic_dir(tmp_path / "shard"):
+        pass
+    assert (tmp_path / "shard").read_text() == "not a shard"

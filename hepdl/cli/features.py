@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 
 import numpy as np
@@ -67,6 +66,7 @@ def encode_shard(model, info: dict, shard: str, output: str, *, with_expert: boo
     ``collect(rows, table, reconstruction, arrays)`` is called per block when given (for pictures).
     """
     from hepdl import __version__
+    from hepdl.atomic import atomic_dir
     from hepdl.autoencode.features import encode_blocks, feature_names
     from hepdl.errors import InputError
     from hepdl.io import TreeWriter
@@ -87,12 +87,7 @@ def encode_shard(model, info: dict, shard: str, output: str, *, with_expert: boo
     n = int(meta["n_entries"])
     copied = {c: load_array(shard, c, meta) for c in COPIED if c in meta["arrays"]}
 
-    parent = os.path.dirname(os.path.abspath(output))
-    os.makedirs(parent, exist_ok=True)
-    tmp = os.path.join(parent, f".{os.path.basename(output)}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    try:
+    with atomic_dir(output) as tmp:
         table_out = np.lib.format.open_memmap(os.path.join(tmp, "ae_features.npy"), mode="w+",
                                               dtype=np.float32, shape=(n, len(names)))
         from contextlib import ExitStack
@@ -128,13 +123,7 @@ def encode_shard(model, info: dict, shard: str, output: str, *, with_expert: boo
         }
         with open(os.path.join(tmp, "meta.json"), "w") as f:
             json.dump(out_meta, f, indent=1)
-        from hepdl.represent.prepared import _replace_dir
-
-        _replace_dir(tmp, output)
-        return out_meta
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    return out_meta
 
 
 class _PictureData:

@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import queue
-import shutil
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -21,6 +20,7 @@ from typing import Any, TypeVar
 import numpy as np
 from numba import njit
 
+from hepdl.atomic import atomic_dir
 from hepdl.errors import ConfigError, InputError
 from hepdl.io.read import DEFAULT_STEP_SIZE, iterate_events, open_tree
 from hepdl.represent.representations import feature_names, representation, resolve_spec, spec_fields
@@ -151,18 +151,6 @@ def _read_ahead(items: Iterator[T]) -> Iterator[T]:
         thread.join()
 
 
-def _replace_dir(tmp: str, output: str) -> None:
-    if os.path.isdir(output):
-        trash = f"{output}.old-{os.getpid()}"
-        os.replace(output, trash)
-        os.replace(tmp, output)
-        shutil.rmtree(trash, ignore_errors=True)
-    elif os.path.exists(output):
-        raise InputError(f"{output}: exists and is not a directory")
-    else:
-        os.replace(tmp, output)
-
-
 def prepare_file(
     task: str,
     path: str,
@@ -203,93 +191,88 @@ def prepare_file(
         raise InputError(f"{where}: the tree has no entries")
     source = os.path.basename(path)
 
-    parent = os.path.dirname(os.path.abspath(output))
-    os.makedirs(parent, exist_ok=True)
-    tmp = os.path.join(parent, f".{os.path.basename(output)}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    arrays: dict[str, _NpyWriter] = {}
-    bar = None
-    # One writer thread (a file is written by one thread only); the main thread waits for a
-    # block's writes before handing it the next, so at most one block waits in memory.
-    writer = ThreadPoolExecutor(1, thread_name_prefix="hepdl-write") if threads > 1 else None
-    writes: list[Future] = []
-    chunks = iterate_events(path, tree, mapping, step_size=step_size, with_source=True)
-    if threads > 1:
-        chunks = _read_ahead(chunks)
-    try:
-        if progress:
-            from tqdm import tqdm
+    with atomic_dir(output) as tmp:
+        arrays: dict[str, _NpyWriter] = {}
+        bar = None
+        # One writer thread (a file is written by one thread only); the main thread waits for a
+        # block's writes before handing it the next, so at most one block waits in memory.
+        writer = ThreadPoolExecutor(1, thread_name_prefix="hepdl-write") if threads > 1 else None
+        writes: list[Future] = []
+        chunks = iterate_events(path, tree, mapping, step_size=step_size, with_source=True)
+        if threads > 1:
+            chunks = _read_ahead(chunks)
+        try:
+            if progress:
+                from tqdm import tqdm
 
-            bar = tqdm(total=n_entries, unit="entry", desc=f"prepare {source}", leave=False)
-        filled = 0
-        for chunk, where_from in chunks:
-            if len(chunk) != where_from.entry_stop - where_from.entry_start:
-                raise InputError(f"{where}: entries were dropped while reading; prepare needs every entry")
-            # Blocks of a few thousand entries keep the flat per-constituent arrays in cache;
-            # a 50 MB chunk in one go runs ~2x slower. (A loop over blocks, not entries.)
-            for lo in range(0, len(chunk), block_size):
-                block = chunk[lo:lo + block_size]
-                first = where_from.entry_start + lo
-                rep = representation(block, spec, threads=threads)
-                entries = np.arange(first, first + len(block), dtype=np.int64)
-                rep["split"] = assign_split(source, entries, seed, fractions)
-                if not arrays:
+                bar = tqdm(total=n_entries, unit="entry", desc=f"prepare {source}", leave=False)
+            filled = 0
+            for chunk, where_from in chunks:
+                if len(chunk) != where_from.entry_stop - where_from.entry_start:
+                    raise InputError(f"{where}: entries were dropped while reading; prepare needs every entry")
+                # Blocks of a few thousand entries keep the flat per-constituent arrays in cache;
+                # a 50 MB chunk in one go runs ~2x slower. (A loop over blocks, not entries.)
+                for lo in range(0, len(chunk), block_size):
+                    block = chunk[lo:lo + block_size]
+                    first = where_from.entry_start + lo
+                    rep = representation(block, spec, threads=threads)
+                    entries = np.arange(first, first + len(block), dtype=np.int64)
+                    rep["split"] = assign_split(source, entries, seed, fractions)
+                    if not arrays:
+                        for name, a in rep.items():
+                            arrays[name] = _NpyWriter(os.path.join(tmp, f"{name}.npy"), a.dtype, (n_entries,) + a.shape[1:])
                     for name, a in rep.items():
-                        arrays[name] = _NpyWriter(os.path.join(tmp, f"{name}.npy"), a.dtype, (n_entries,) + a.shape[1:])
-                for name, a in rep.items():
-                    if a.dtype.kind == "f" and a.size and not _all_finite(a):
-                        raise InputError(
-                            f"{where}: non-finite values in the {name!r} representation (entries {entries[0]}..{entries[-1]})"
-                        )
-                for w in writes:
-                    w.result()
-                writes = []
-                for name, a in rep.items():
-                    if writer is None:
-                        arrays[name].write_rows(first, a)
-                    else:
-                        writes.append(writer.submit(arrays[name].write_rows, first, a))
-            filled += len(chunk)
+                        if a.dtype.kind == "f" and a.size and not _all_finite(a):
+                            raise InputError(
+                                f"{where}: non-finite values in the {name!r} representation (entries {entries[0]}..{entries[-1]})"
+                            )
+                    for w in writes:
+                        w.result()
+                    writes = []
+                    for name, a in rep.items():
+                        if writer is None:
+                            arrays[name].write_rows(first, a)
+                        else:
+                            writes.append(writer.submit(arrays[name].write_rows, first, a))
+                filled += len(chunk)
+                if bar is not None:
+                    bar.update(len(chunk))
+            for w in writes:
+                w.result()
+            if filled != n_entries:
+                raise InputError(f"{where}: read {filled} entries, the tree reports {n_entries}")
+            meta = {
+                "format": FORMAT,
+                "task": task,
+                "n_entries": n_entries,
+                "arrays": {name: {"shape": list(a.shape), "dtype": str(a.dtype)} for name, a in arrays.items()},
+                "feature_names": feature_names(spec),
+                "spec": spec,
+                "fields": mapping,
+                "source": {"tree": tree, "entries": n_entries, "domain": domain, **_provenance(path)},
+                "split": {"seed": int(seed), "fractions": list(fractions), "key": "blake2b(seed, basename) + splitmix64(entry)"},
+                "hepdl_version": _version(),
+            }
+            for a in arrays.values():
+                a.close()
+            arrays.clear()
+            with open(os.path.join(tmp, "meta.json"), "w") as f:
+                json.dump(meta, f, indent=1)
+            return meta
+        except BaseException:
+            # Writes finished and files closed before atomic_dir removes the temporary directory.
+            if writer is not None:
+                writer.shutdown(wait=True, cancel_futures=True)
+            for a in arrays.values():
+                a.close()
+            arrays.clear()
+            raise
+        finally:
+            chunks.close()  # stops the read-ahead thread when leaving early
+            if writer is not None:
+                writer.shutdown(wait=True)
             if bar is not None:
-                bar.update(len(chunk))
-        for w in writes:
-            w.result()
-        if filled != n_entries:
-            raise InputError(f"{where}: read {filled} entries, the tree reports {n_entries}")
-        meta = {
-            "format": FORMAT,
-            "task": task,
-            "n_entries": n_entries,
-            "arrays": {name: {"shape": list(a.shape), "dtype": str(a.dtype)} for name, a in arrays.items()},
-            "feature_names": feature_names(spec),
-            "spec": spec,
-            "fields": mapping,
-            "source": {"tree": tree, "entries": n_entries, "domain": domain, **_provenance(path)},
-            "split": {"seed": int(seed), "fractions": list(fractions), "key": "blake2b(seed, basename) + splitmix64(entry)"},
-            "hepdl_version": _version(),
-        }
-        for a in arrays.values():
-            a.close()
-        arrays.clear()
-        with open(os.path.join(tmp, "meta.json"), "w") as f:
-            json.dump(meta, f, indent=1)
-        _replace_dir(tmp, output)
-        return meta
-    except BaseException:
-        if writer is not None:
-            writer.shutdown(wait=True, cancel_futures=True)
-        for a in arrays.values():
-            a.close()
-        arrays.clear()
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    finally:
-        chunks.close()  # stops the read-ahead thread when leaving early
-        if writer is not None:
-            writer.shutdown(wait=True)
-        if bar is not None:
-            bar.close()
+                bar.close()
 
 
 def _version() -> str:
