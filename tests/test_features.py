@@ -180,6 +180,8 @@ def test_label_efficiency_cli(trained, tmp_path):
     n_all = len(PreparedDataset(shards[:2], "train", ("label",)))
     assert result["task"] == "jets" and result["model"] == "pretrained_cnn"
     assert result["n_train_sizes"] == [20, n_all]
+    # each subset picks its best epoch on as many validation jets as it trained on
+    assert result["n_validation"] == {"20": 20, str(n_all): len(PreparedDataset(shards[:2], "validation", ("label",)))}
     table = result["label_efficiency"]
     for init in ("random", "pretrained"):
         # two draws of the 20-jet subset, one run on the whole train split

@@ -20,6 +20,9 @@ from hepdl.train.settings import TrainSettings
 if TYPE_CHECKING:
     from torch.utils.data import Dataset
 
+#: mixed into a draw's seed for its validation subset: independent of the training subset's stream
+_VALIDATION_STREAM = 0x7A11D
+
 
 def repeat_to_steps(train_set: Dataset, batch_size: int, epochs: int, min_steps: int) -> Dataset:
     """``train_set`` (a subset view) repeated so that ``epochs`` epochs take at least ``min_steps`` steps.
@@ -36,11 +39,28 @@ def repeat_to_steps(train_set: Dataset, batch_size: int, epochs: int, min_steps:
     return SubsetDataset(train_set.dataset, np.tile(train_set.indices, -(-need // len(train_set))))
 
 
+def matched_validation(val_set: Dataset, size: int, seed: int) -> Dataset:
+    """``size`` entries of the validation split, drawn with ``seed`` (all of it when smaller).
+
+    A run on ``size`` labelled jets selects its best epoch on no more labelled jets than it
+    trained on: an analysis with 50 labels has no other 1000 to validate with, and a large
+    validation set flatters small-label results (Oliver et al. 2018, "Realistic evaluation of
+    deep semi-supervised learning algorithms").
+    """
+    from hepdl.train.selection import SubsetDataset
+
+    if size >= len(val_set):
+        return val_set
+    rng = np.random.default_rng([int(seed), _VALIDATION_STREAM])
+    return SubsetDataset(val_set, np.sort(rng.choice(len(val_set), size=size, replace=False)))
+
+
 def run_label_efficiency(
     shards: Sequence[str], settings: TrainSettings, autoencoder_path: str, sizes: Sequence[int | None],
     *, min_steps: int = 0, repeats: int = 1,
-) -> dict[str, dict[int, list[float]]]:
-    """``{"random": {n: [auc, ...]}, "pretrained": {n: [auc, ...]}}`` for each training-set size (None: all).
+) -> tuple[dict[str, dict[int, list[float]]], dict[int, int]]:
+    """``({"random": {n: [auc, ...]}, "pretrained": {n: [auc, ...]}}, {n: validation entries})`` for
+    each training-set size (None: all).
 
     Each subset size is drawn ``repeats`` times (draw r: seed ``settings.seed + r`` for the subset
     and the initialisation): at 50 jets one draw's AUC varies by several hundredths. The whole
@@ -49,6 +69,8 @@ def run_label_efficiency(
     measure the step count rather than the initialisation. The pre-trained body learns at
     ``pretrained_body_lr_factor`` times the rate. Test AUCs are weighted to a flat background pT
     spectrum (the signal's) when the settings reweight pT in training, as the main CNN's are.
+    Each subset's best epoch is chosen on a validation subset of its own size
+    (:func:`matched_validation`); the whole training split validates on the whole validation split.
     """
     from hepdl.cli.train import complete_model_config, model_input_keys
     from hepdl.evaluate.metrics import binary_metrics
@@ -76,6 +98,7 @@ def run_label_efficiency(
             raise ConfigError("reweight: the shards have no 'jet_pt' array to weight the test AUCs with")
         test_weight = pt_flat_weights(test_set.numpy("jet_pt"), test_label, test_weight)
     results: dict[str, dict[int, list[float]]] = {"random": {}, "pretrained": {}}
+    n_validation: dict[int, int] = {}
     for size in sizes:
         subset = size is not None and size < len(full_train)
         for draw in range(repeats if subset else 1):
@@ -89,15 +112,18 @@ def run_label_efficiency(
                     init_body_from(model, run.init_body_from)
                 train_set = select_training_entries(full_train, run)
                 n_labelled = len(train_set)
-                result = train(model, repeat_to_steps(train_set, run.batch_size, run.epochs, min_steps), val_set, run)
+                val = matched_validation(val_set, n_labelled, seed) if subset else val_set
+                n_validation[n_labelled] = len(val)
+                result = train(model, repeat_to_steps(train_set, run.batch_size, run.epochs, min_steps), val, run)
                 scores = predict(result.model, test_set, objective=result.objective, device=result.device,
                                  batch_size=run.eval_batch_size)["score"]
                 auc = float(binary_metrics(scores, test_label, test_weight)["auc"])
                 results[init].setdefault(n_labelled, []).append(auc)
-    return results
+    return results, n_validation
 
 
-def summary_entry(results: dict[str, dict[int, list[float]]], name: str = "pretrained_cnn") -> dict:
+def summary_entry(results: dict[str, dict[int, list[float]]], name: str = "pretrained_cnn",
+                  n_validation: dict[int, int] | None = None) -> dict:
     """A metrics JSON for ``hepdl summary``: ``jets.<name>.auc`` (pre-trained, largest size) and per-size AUCs.
 
     Per size: the mean over draws (``auc_<init>_<n>``), their standard deviation
@@ -116,6 +142,8 @@ def summary_entry(results: dict[str, dict[int, list[float]]], name: str = "pretr
             out[f"auc_{init}_{n}"] = float(np.mean(values))
             out[f"auc_{init}_{n}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else None
     out["n_train_sizes"] = [int(n) for n in sorted(results["pretrained"])]
+    if n_validation is not None:
+        out["n_validation"] = {str(n): int(k) for n, k in sorted(n_validation.items())}
     out["label_efficiency"] = {init: {str(n): [float(v) for v in values] for n, values in sorted(p.items())}
                                for init, p in results.items()}
     return out
