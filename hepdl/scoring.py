@@ -126,7 +126,8 @@ class TrainedModel:
         """The model's input arrays for a chunk of events (logical field names)."""
         if len(events) == 0:
             return {}
-        arrays = representation(events, self.representation["spec"])
+        # Only the model's inputs: a CNN's scoring skips the N-subjettiness of the expert variables.
+        arrays = representation(events, self.representation["spec"], only=self.inputs)
         missing = [k for k in self.inputs if k not in arrays]
         if missing:
             raise HepdlError(f"{self.path}: the representation does not produce the model input {missing[0]!r}")

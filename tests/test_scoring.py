@@ -58,6 +58,29 @@ def test_scores_match_training_test_split_and_awkward_input(trained):
     np.testing.assert_allclose(model.predict(trained["root"], cut="jet_pt > 350"), selected, rtol=0, atol=1e-6)
 
 
+def test_scoring_builds_only_the_model_inputs(trained):
+    from hepdl.errors import ConfigError
+    from hepdl.represent import representation
+
+    model = load_model(trained["model"], device="cpu")
+    events = hepdl.read_events(trained["root"], "events", model.field_mapping())
+    spec = model.representation["spec"]
+    full = representation(events, spec)
+    images = representation(events, spec, only=["jet_images"])
+    assert list(images) == ["jet_images"]
+    np.testing.assert_array_equal(images["jet_images"], full["jet_images"])
+    tracks = representation(events, spec, only=["tracks", "track_mask", "label"])
+    assert list(tracks) == ["tracks", "track_mask", "label"]
+    np.testing.assert_array_equal(tracks["tracks"], full["tracks"])
+    # An N-subjettiness setting that fails shows whether the expert variables are built: a CNN's
+    # scoring never builds them (they cost several times the images).
+    broken = {**spec, "expert": {**spec["expert"], "nsubjettiness": {**spec["expert"]["nsubjettiness"], "axes": "bogus"}}}
+    with pytest.raises(ConfigError, match="axes"):
+        representation(events, broken)
+    model.representation["spec"] = broken
+    np.testing.assert_array_equal(model.predict(events), model.predict(trained["root"]))
+
+
 def test_renamed_branches_score_through_a_field_mapping(trained, tmp_path):
     model = load_model(trained["model"], device="cpu")
     renamed = tmp_path / "user.root"

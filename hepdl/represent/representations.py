@@ -9,7 +9,7 @@ ROOT file later rebuilds exactly the tensors the model was trained on:
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -119,13 +119,21 @@ def _need(chunk: ak.Array, names) -> None:
         raise ConfigError(f"the representation needs the fields {missing}; the chunk has {chunk.fields}")
 
 
-def jet_representation(chunk: ak.Array, spec: Mapping[str, Any], *, threads: int = 1) -> dict[str, np.ndarray]:
+def jet_representation(
+    chunk: ak.Array, spec: Mapping[str, Any], *, threads: int = 1, only: Collection[str] | None = None,
+) -> dict[str, np.ndarray]:
     """Jet images, expert variables, track sequences and jet kinematics of a chunk of jets.
 
     ``threads`` > 1 computes the expert variables (N-subjettiness on ``threads`` threads)
     while the images and track sequences are built; the arrays are the same whatever it is.
+    ``only``: the names of the arrays wanted (None: all); scoring a CNN then builds no
+    N-subjettiness, which costs several times the images.
     """
     _need(chunk, JET_REQUIRED + JET_TRACKS)
+
+    def wanted(*names: str) -> bool:
+        return only is None or any(n in only for n in names)
+
     trim = spec.get("trim") or {"f_cut": 0.0}
     if trim["f_cut"] > 0:
         chunk = trim_jets(chunk, r_sub=trim["r_sub"], f_cut=trim["f_cut"])
@@ -143,60 +151,74 @@ def jet_representation(chunk: ak.Array, spec: Mapping[str, Any], *, threads: int
             threads=threads,
         )
 
-    pool = ThreadPoolExecutor(1, thread_name_prefix="hepdl-expert") if threads > 1 else None
+    out: dict[str, np.ndarray] = {}
+    pool = ThreadPoolExecutor(1, thread_name_prefix="hepdl-expert") if threads > 1 and wanted("expert") else None
     try:
         # The compiled N-subjettiness releases the GIL, and so do most numpy loops of the
         # images: with two or more cores the two overlap.
         expert_future = pool.submit(expert) if pool is not None else None
-        images = jet_images(
-            chunk["calo_eta"], chunk["calo_phi"], chunk["calo_e"], jet_eta, jet_phi,
-            trk_pt=chunk["trk_pt"], trk_eta=chunk["trk_eta"], trk_phi=chunk["trk_phi"],
-            size=img["size"], half_width=img["half_width"], channels=img["channels"], centre=img["centre"],
-            rotate=img["rotate"], flip=img["flip"], normalise=img["normalise"], subjet_radius=img["subjet_radius"],
-        )
-        tracks = {f: chunk[f] for f in JET_TRACKS + ("trk_d0", "trk_z0", "trk_charge") if f in chunk.fields}
-        features, mask = track_sequences(tracks, jet_pt, jet_eta, jet_phi, length=trk["length"], sort_by=trk["sort_by"])
-        expert_values = expert_future.result() if expert_future is not None else expert()
+        if wanted("jet_images"):
+            out["jet_images"] = jet_images(
+                chunk["calo_eta"], chunk["calo_phi"], chunk["calo_e"], jet_eta, jet_phi,
+                trk_pt=chunk["trk_pt"], trk_eta=chunk["trk_eta"], trk_phi=chunk["trk_phi"],
+                size=img["size"], half_width=img["half_width"], channels=img["channels"], centre=img["centre"],
+                rotate=img["rotate"], flip=img["flip"], normalise=img["normalise"],
+                subjet_radius=img["subjet_radius"],
+            )
+        if wanted("tracks", "track_mask"):
+            tracks = {f: chunk[f] for f in JET_TRACKS + ("trk_d0", "trk_z0", "trk_charge") if f in chunk.fields}
+            out["tracks"], out["track_mask"] = track_sequences(tracks, jet_pt, jet_eta, jet_phi,
+                                                               length=trk["length"], sort_by=trk["sort_by"])
+        if wanted("expert"):
+            out["expert"] = expert_future.result() if expert_future is not None else expert()
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
-    return {
-        "jet_images": images,
-        "expert": expert_values,
-        "tracks": features,
-        "track_mask": mask,
+    out |= {
         "jet_pt": jet_pt.astype(np.float32),
         "jet_eta": jet_eta.astype(np.float32),
         "jet_mass": _column(chunk, "jet_mass", np.float32, 0.0),
         "label": _column(chunk, "label", np.int64, -1),
         "weight": _column(chunk, "weight", np.float32, 1.0),
     }
+    # The prepared shards' array order (images, expert, tracks, mask, columns), whatever was asked.
+    order = ("jet_images", "expert", "tracks", "track_mask", "jet_pt", "jet_eta", "jet_mass", "label", "weight")
+    return {k: out[k] for k in order if k in out and (only is None or k in only)}
 
 
-def neutrino_representation(chunk: ak.Array, spec: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    """Two-view pixel maps, event variables, label, weight (and nu_energy if read) of a chunk."""
+def neutrino_representation(
+    chunk: ak.Array, spec: Mapping[str, Any], *, only: Collection[str] | None = None,
+) -> dict[str, np.ndarray]:
+    """Two-view pixel maps, event variables, label, weight (and nu_energy if read) of a chunk.
+
+    ``only``: the names of the arrays wanted (None: all).
+    """
     _need(chunk, NEUTRINO_REQUIRED)
     hits = {f: chunk[f] for f in NEUTRINO_REQUIRED}
     pm, ex = spec["pixel_map"], spec["expert"]
-    out = {
-        "pixel_maps": pixel_maps(hits, planes=pm["planes"], cells=pm["cells"], threshold=pm["threshold"]),
-        "expert": neutrino_variables(
+    out: dict[str, np.ndarray] = {}
+    if only is None or "pixel_maps" in only:
+        out["pixel_maps"] = pixel_maps(hits, planes=pm["planes"], cells=pm["cells"], threshold=pm["threshold"])
+    if only is None or "expert" in only:
+        out["expert"] = neutrino_variables(
             hits, planes=pm["planes"], cells=pm["cells"], threshold=pm["threshold"], hot_fraction=ex["hot_fraction"]
-        ),
-        "label": _column(chunk, "label", np.int64, -1),
-        "weight": _column(chunk, "weight", np.float32, 1.0),
-    }
+        )
+    out["label"] = _column(chunk, "label", np.int64, -1)
+    out["weight"] = _column(chunk, "weight", np.float32, 1.0)
     if "nu_energy" in chunk.fields:
         out["nu_energy"] = _column(chunk, "nu_energy", np.float32, 0.0)
-    return out
+    return {k: a for k, a in out.items() if only is None or k in only}
 
 
-def representation(chunk: ak.Array, spec: Mapping[str, Any], *, threads: int = 1) -> dict[str, np.ndarray]:
-    """Dispatch on ``spec["task"]``; ``threads`` is used where a representation can use it (jets)."""
+def representation(
+    chunk: ak.Array, spec: Mapping[str, Any], *, threads: int = 1, only: Collection[str] | None = None,
+) -> dict[str, np.ndarray]:
+    """Dispatch on ``spec["task"]``; ``threads`` is used where a representation can use it (jets);
+    ``only`` names the arrays wanted (None: all)."""
     if spec.get("task") == "jets":
-        return jet_representation(chunk, spec, threads=threads)
+        return jet_representation(chunk, spec, threads=threads, only=only)
     if spec.get("task") == "neutrino":
-        return neutrino_representation(chunk, spec)
+        return neutrino_representation(chunk, spec, only=only)
     raise ConfigError(f"spec task must be one of {TASKS}, not {spec.get('task')!r}")
 
 
