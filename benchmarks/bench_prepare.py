@@ -6,7 +6,8 @@ Without ``--input`` it generates a small Pythia sample with hepdl's generator (a
 minute) and tiles it to ``--n-jets`` entries in a ZLIB(1) file, as the generator
 writes. Prints jets/s of: reading (uproot.iterate, the baseline; and the same with
 uproot's ``decompression_executor`` on ``--threads`` threads, the fair baseline for a
-multi-threaded prepare), building images + track sequences, N-subjettiness, and the
+multi-threaded prepare), building images + track sequences, writing the shard's arrays
+(built once beforehand, written as ``prepare_file`` writes them), N-subjettiness, and the
 whole preparation (read, all arrays, writing the shard, for each N-subjettiness axes
 choice, on one thread and on ``--threads``), each as a ratio to the single-threaded read
 rate, in wall time and in CPU time of this process (all its threads; fairer on a shared
@@ -37,8 +38,9 @@ import uproot
 
 from hepdl.io import iterate_events, read_events
 from hepdl.io.write import TreeWriter
-from hepdl.represent import jet_images, prepare_file, track_sequences
+from hepdl.represent import jet_images, prepare_file, representation, resolve_spec, track_sequences
 from hepdl.represent.nsubjettiness import nsubjettiness
+from hepdl.represent.prepared import _NpyWriter
 
 FIELDS = ["calo_eta", "calo_phi", "calo_e", "trk_pt", "trk_eta", "trk_phi", "trk_d0", "trk_z0",
           "trk_charge", "jet_pt", "jet_eta", "jet_phi", "jet_mass", "label", "weight"]
@@ -138,9 +140,28 @@ def main() -> int:
                                     decompression_executor=pool):
                 pass
 
+    # The shard's arrays of every block, built once (cone axes: only the shapes matter here),
+    # to time writing them as prepare_file does: the dense float32 images are ~12 kB per jet,
+    # several times the compressed input.
+    reps = [representation(c, resolve_spec("jets", {"expert": {"nsubjettiness": {"axes": "cone"}}})) for c in chunks]
+    shard_mb = sum(a.nbytes for rep in reps for a in rep.values()) / 1e6
+
+    def write() -> None:
+        out = os.path.join(args.workdir, "shard_write")
+        os.makedirs(out, exist_ok=True)
+        writers = {k: _NpyWriter(os.path.join(out, f"{k}.npy"), a.dtype, (n,) + a.shape[1:]) for k, a in reps[0].items()}
+        first = 0
+        for rep in reps:
+            for k, a in rep.items():
+                writers[k].write_rows(first, a)
+            first += len(rep["label"])
+        for w in writers.values():
+            w.close()
+
     stages = {"read (uproot.iterate)": read,
               f"read, {args.threads}-thread decompression": read_pooled,
-              "images + track sequences": build}
+              "images + track sequences": build,
+              "write the shard's arrays": write}
     for axes in ("onepass_kt", "kt", "cone"):
         stages[f"N-subjettiness ({axes} axes)"] = taus(axes)
     for axes in ("onepass_kt", "kt"):
@@ -180,12 +201,16 @@ def main() -> int:
         result[k] = {"jets_per_s_wall": n / wall, "ratio_wall": rw, "jets_per_s_cpu": n / cpu, "ratio_cpu": rc}
         print(f"{k:44s} {n / wall:12.0f} {rw:7.2f} {n / cpu:11.0f} {rc:7.2f}")
     # Where the whole default prepare's CPU goes, per jet (the rest: reading's field mapping
-    # and checks, the mass, split, finiteness checks, writing the shard).
+    # and checks, the mass, split, finiteness checks).
     us = {k: 1e6 * cpu / n for k, (_, cpu) in times.items()}
     whole, build = us["whole prepare (onepass_kt axes)"], us["images + track sequences"]
     nsub, read_us = us["N-subjettiness (onepass_kt axes)"], us["read (uproot.iterate)"]
+    write_us = us["write the shard's arrays"]
     print(f"whole default prepare, CPU us/jet: {whole:.1f} = read {read_us:.1f} + images/tracks {build:.1f}"
-          f" + N-subjettiness {nsub:.1f} + rest {whole - read_us - build - nsub:.1f}")
+          f" + N-subjettiness {nsub:.1f} + writing {write_us:.1f} + rest {whole - read_us - build - nsub - write_us:.1f}")
+    write_wall = times["write the shard's arrays"][0]
+    print(f"shard: {shard_mb / n * 1e3:.1f} kB per jet, written at {shard_mb / write_wall:.0f} MB/s "
+          f"({1e6 * write_wall / n:.1f} us per jet of wall time)")
     walls = {k: wall for k, (wall, _) in times.items()}
     threaded = walls[f"whole prepare (onepass_kt, {args.threads} threads)"]
     single = walls["whole prepare (onepass_kt axes)"]
