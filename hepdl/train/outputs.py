@@ -1,4 +1,4 @@
-"""Written records of a training run: metrics CSV and the training-curve plot (atomic writes)."""
+"""Written records of a training run: the metrics CSV (atomic write) and the columns its plot reads."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from hepdl.atomic import atomic_path, atomic_write_text
+import numpy as np
+
+from hepdl.atomic import atomic_write_text
 
 
 def write_metrics_csv(path: str | os.PathLike, history: Sequence[Mapping[str, Any]]) -> None:
@@ -24,30 +26,7 @@ def write_metrics_csv(path: str | os.PathLike, history: Sequence[Mapping[str, An
     atomic_write_text(path, buf.getvalue())
 
 
-def plot_training_curve(path: str | os.PathLike, history: Sequence[Mapping[str, Any]], monitor: str | None = None) -> None:
-    """Loss per epoch (train and validation) and, on a second panel, the validation metric."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [row["epoch"] for row in history]
-    metric = f"val_{monitor}" if monitor else None
-    has_metric = bool(metric) and all(metric in row for row in history)
-    fig, axes = plt.subplots(1, 2 if has_metric else 1, figsize=(9 if has_metric else 5, 3.6), squeeze=False)
-    ax = axes[0, 0]
-    ax.plot(epochs, [row["train_loss"] for row in history], "o-", label="training")
-    ax.plot(epochs, [row["val_loss"] for row in history], "s-", label="validation")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
-    ax.legend(frameon=False)
-    if has_metric:
-        axes[0, 1].plot(epochs, [row[metric] for row in history], "s-", color="C1")
-        axes[0, 1].set_xlabel("epoch")
-        axes[0, 1].set_ylabel(f"validation {monitor}")
-    fig.tight_layout()
-    try:
-        with atomic_path(path, ".png") as tmp:
-            fig.savefig(tmp, dpi=100)
-    finally:
-        plt.close(fig)
+def history_columns(history: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
+    """The numeric columns every epoch's row has, as arrays (what the training-curve plot reads)."""
+    names = [k for k in history[0] if all(isinstance(row.get(k), (int, float)) for row in history)]
+    return {k: np.array([row[k] for row in history], dtype=np.float64) for k in names}
