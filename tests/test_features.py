@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -159,6 +160,26 @@ def test_train_cli_init_body_from_and_anomaly_mode(trained, tmp_path, capsys):
     label = PreparedDataset(shards[:2], "train", ("label",)).numpy("label")
     assert info["n_train"] == int(np.sum(label == 0)) < len(label)
     assert "test_anomaly_auc" in info["metrics"]
+
+
+def test_label_efficiency_needs_jet_pt_to_reweight(trained, tmp_path, capsys):
+    root, shards, _, out = trained
+    no_pt = []
+    for shard in shards[:2]:
+        copy = tmp_path / os.path.basename(shard)
+        shutil.copytree(shard, copy)
+        os.remove(copy / "jet_pt.npy")
+        meta = json.loads((copy / "meta.json").read_text())
+        del meta["arrays"]["jet_pt"]
+        (copy / "meta.json").write_text(json.dumps(meta))
+        no_pt.append(str(copy))
+    cnn = root / "le_cnn_reweight.json"
+    cnn.write_text(json.dumps({"epochs": 1, "batch_size": 16, "device": "cpu", "progress": "never", "reweight": "pt",
+                               "model": {"name": "jet_cnn", "channels": [4, 8]}}))
+    assert main(["label-efficiency", "--shards", *no_pt, "--settings", str(cnn), "--ae-model", str(out / "model.pt"),
+                 "--sizes", "20", "--output", str(tmp_path / "le")]) == 2
+    assert "no 'jet_pt' array" in capsys.readouterr().err
+    assert not (tmp_path / "le").exists()
 
 
 def test_pca_projection_finds_the_main_direction():
