@@ -6,9 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from hepdl.cli.train import complete_model_config
 from hepdl.errors import ConfigError
-from hepdl.models import CombinedTagger, TrackRNN, build_model, load_model_file, save_model
+from hepdl.models import (
+    CombinedTagger,
+    TrackRNN,
+    build_model,
+    complete_model_config,
+    load_model_file,
+    save_model,
+)
 from hepdl.train import ArrayDataset, TrainSettings, train
 from hepdl.train.engine import set_tbptt_window
 

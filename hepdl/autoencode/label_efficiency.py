@@ -72,9 +72,8 @@ def run_label_efficiency(
     Each subset's best epoch is chosen on a validation subset of its own size
     (:func:`matched_validation`); the whole training split validates on the whole validation split.
     """
-    from hepdl.cli.train import complete_model_config, model_input_keys
     from hepdl.evaluate.metrics import binary_metrics
-    from hepdl.models import build_model
+    from hepdl.models import build_model, complete_model_config, model_input_keys
     from hepdl.models.autoencoders import init_body_from
     from hepdl.represent.torch_dataset import PreparedDataset
     from hepdl.train import predict, train

@@ -160,9 +160,8 @@ def adaptation_model(settings: Any, meta: dict, n_classes: int, where: str, data
     decorrelate: a ``pivot_adversarial`` model (likewise);
     finetune: the network of ``settings.finetune_from`` with its head re-initialised.
     """
-    from hepdl.cli.train import complete_model_config
     from hepdl.errors import ConfigError
-    from hepdl.models import build_model
+    from hepdl.models import build_model, complete_model_config
     from hepdl.train.finetune import load_for_finetuning
 
     if data_shards and settings.objective != "adapt":

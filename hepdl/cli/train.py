@@ -66,38 +66,6 @@ def shard_dirs(paths: list[str]) -> list[str]:
     return out
 
 
-def model_input_keys(model: Any) -> list[str]:
-    """The prepared arrays a model (class or instance) reads: ``input_keys``, else ``[input_key]``."""
-    return list(getattr(model, "input_keys", None) or (model.input_key,))
-
-
-def complete_model_config(config: dict[str, Any], meta: dict[str, Any], n_classes: int, where: str) -> dict[str, Any]:
-    """Fill the model's input shape and output count from the data; a contradicting setting is an error."""
-    from hepdl.errors import ConfigError
-    from hepdl.models import MODEL_REGISTRY
-
-    config = dict(config)
-    cls = MODEL_REGISTRY.get(config["name"])
-    if cls is None:
-        raise ConfigError(f"model.name: unknown model {config['name']!r} (known: {sorted(MODEL_REGISTRY)})")
-    for key in model_input_keys(cls):
-        if key not in meta["arrays"]:
-            raise ConfigError(f"model {config['name']!r} reads {key!r}, which {where} does not hold")
-    shape = meta["arrays"][cls.input_key]["shape"]
-    derived = {"n_outputs": 1 if n_classes == 2 else n_classes}
-    if hasattr(cls, "config_from_data"):  # a model with several inputs says what it takes from them
-        derived.update(cls.config_from_data(meta))
-    elif cls.input_key in ("jet_images", "pixel_maps"):
-        derived["in_channels"] = int(shape[1])
-    elif len(shape) == 2:
-        derived["n_features"] = int(shape[1])
-    for key, value in derived.items():
-        if key in config and config[key] != value:
-            raise ConfigError(f"model.{key}: set to {config[key]} but the data need {value} ({where})")
-        config[key] = value
-    return config
-
-
 def run(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
@@ -105,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from hepdl import __version__
     from hepdl.errors import HepdlError
     from hepdl.evaluate.results import save_scores, write_json
-    from hepdl.models import build_model, save_model
+    from hepdl.models import build_model, complete_model_config, model_input_keys, save_model
     from hepdl.represent.torch_dataset import PreparedDataset
     from hepdl.train import PREEMPTED_EXIT_CODE, TrainSettings, load_settings, predict, train
     from hepdl.train.distributed import world

@@ -17,7 +17,13 @@ from hepdl.models.expert_mlp import ExpertMLP
 from hepdl.models.init import initialise_weights
 from hepdl.models.jet_cnn import JetCNN
 from hepdl.models.model_file import load_model_file, save_model
-from hepdl.models.registry import MODEL_REGISTRY, build_model, register_model
+from hepdl.models.registry import (
+    MODEL_REGISTRY,
+    build_model,
+    complete_model_config,
+    model_input_keys,
+    register_model,
+)
 from hepdl.models.track_rnn import TrackEncoder, TrackRNN
 from hepdl.models.two_view_cvn import TwoViewCVN
 
@@ -33,6 +39,8 @@ __all__ = [
     "JetCNN",
     "TwoViewCVN",
     "build_model",
+    "complete_model_config",
+    "model_input_keys",
     "initialise_weights",
     "load_model_file",
     "register_model",
