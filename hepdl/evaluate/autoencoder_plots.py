@@ -14,7 +14,9 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
-from hepdl.evaluate.plots import _new_figure, _plotter, hep_style
+from hepdl.figures import hep_style
+from hepdl.figures import new_figure as _new_figure
+from hepdl.figures import plotter as _plotter
 
 
 def reconstruction_images_figure(

@@ -9,86 +9,21 @@ and pyplot's global state is never touched.
 
 from __future__ import annotations
 
-import inspect
-import os
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 
-import matplotlib
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
-from hepdl.atomic import atomic_path
 from hepdl.errors import InputError
 from hepdl.evaluate import metrics
+from hepdl.figures import HEP_STYLE, hep_style, save_figure  # noqa: F401 -- part of this module's interface
+from hepdl.figures import new_figure as _new_figure
+from hepdl.figures import plotter as _plotter
 
-# Simple HEP look without mplhep: inward ticks on all sides, minor ticks, no grid
-# clutter, a fixed font so baseline images are reproducible.
-HEP_STYLE: dict = {
-    "font.family": "DejaVu Sans",
-    "font.size": 10,
-    "axes.labelsize": 11,
-    "axes.titlesize": 10,
-    "axes.linewidth": 1.0,
-    "xtick.direction": "in",
-    "ytick.direction": "in",
-    "xtick.top": True,
-    "ytick.right": True,
-    "xtick.minor.visible": True,
-    "ytick.minor.visible": True,
-    "legend.frameon": False,
-    "legend.fontsize": 9,
-    "lines.linewidth": 1.5,
-    "savefig.dpi": 100,
-    "figure.dpi": 100,
-    "image.cmap": "viridis",
-    "axes.prop_cycle": matplotlib.cycler(
-        color=["#3f90da", "#ffa90e", "#bd1f01", "#94a4a2", "#832db6", "#a96b59", "#e76300"]
-    ),
-}
-
-
-@contextmanager
-def hep_style():
-    """Apply :data:`HEP_STYLE` for the figures built inside the block."""
-    with matplotlib.rc_context(HEP_STYLE):
-        yield
-
-
-def _new_figure(figsize: tuple[float, float]) -> Figure:
-    fig = Figure(figsize=figsize, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def save_figure(fig: Figure, path: str | os.PathLike) -> str:
-    """Write ``fig`` as PNG to ``path`` via a temporary file and an atomic rename."""
-    path = os.fspath(path)
-    with atomic_path(path, ".png") as tmp, hep_style():
-        # Fixed metadata: the PNG bytes do not depend on the matplotlib version string
-        fig.savefig(tmp, format="png", metadata={"Software": None})
-    return path
-
-
-def _plotter(build: Callable[..., Figure]) -> Callable[..., str]:
-    def plot(*args, path: str | os.PathLike, **kwargs) -> str:
-        return save_figure(build(*args, **kwargs), path)
-
-    plot.__name__ = plot.__qualname__ = "plot_" + build.__name__.removesuffix("_figure")
-    plot.__doc__ = (
-        f"Build :func:`{build.__name__}` and write it as a PNG to ``path``; returns the path."
-    )
-    # help() and IDEs show the figure builder's parameters plus the keyword-only path
-    sig = inspect.signature(build)
-    path_param = inspect.Parameter(
-        "path", inspect.Parameter.KEYWORD_ONLY, annotation="str | os.PathLike"
-    )
-    params = list(sig.parameters.values())
-    plot.__signature__ = sig.replace(parameters=[*params, path_param], return_annotation="str")
-    return plot
-
+# Drawn by the training engine after every run, so defined in the train layer; here for
+# ``hepdl evaluate curves`` and users of this module.
+from hepdl.train.outputs import plot_training_curves, training_curves_figure  # noqa: F401
 
 # ---------------------------------------------------------------- binary
 
@@ -361,48 +296,9 @@ def confusion_figure(
     return fig
 
 
-# ---------------------------------------------------------------- training
-
-
-def training_curves_figure(columns: Mapping[str, np.ndarray], *, x: str = "epoch") -> Figure:
-    """Every ``*loss*`` column vs ``x`` (train and validation loss per epoch), log y when positive.
-
-    Other numeric columns whose name contains "auc" or "acc" go to a second panel.
-    """
-    if x not in columns:
-        raise InputError(f"training_curves_figure: no {x!r} column; have {sorted(columns)}")
-    xs = np.asarray(columns[x], dtype=np.float64)
-    losses = [k for k in columns if "loss" in k]
-    others = [k for k in columns if k != x and ("auc" in k or "acc" in k)]
-    if not losses:
-        raise InputError(f"training_curves_figure: no loss columns among {sorted(columns)}")
-    with hep_style():
-        fig = _new_figure((5.0 * (1 + bool(others)), 4.0))
-        axes = fig.subplots(1, 1 + bool(others), squeeze=False)[0]
-        for k in losses:
-            axes[0].plot(
-                xs, np.asarray(columns[k], dtype=np.float64), marker="o", markersize=3, label=k
-            )
-        if all(np.all(np.asarray(columns[k]) > 0) for k in losses):
-            axes[0].set_yscale("log")
-        axes[0].set_xlabel(x.capitalize())
-        axes[0].set_ylabel("Loss")
-        axes[0].legend()
-        if others:
-            for k in others:
-                axes[1].plot(
-                    xs, np.asarray(columns[k], dtype=np.float64), marker="o", markersize=3, label=k
-                )
-            axes[1].set_xlabel(x.capitalize())
-            axes[1].set_ylabel("Metric")
-            axes[1].legend()
-    return fig
-
-
 plot_roc = _plotter(roc_figure)
 plot_scores = _plotter(score_figure)
 plot_average_images = _plotter(average_images_figure)
 plot_mean_images = _plotter(mean_images_figure)
 plot_event_display = _plotter(event_display_figure)
 plot_confusion = _plotter(confusion_figure)
-plot_training_curves = _plotter(training_curves_figure)

@@ -42,7 +42,7 @@ from hepdl.train.device import (
     use_channels_last,
 )
 from hepdl.train.objectives import Objective, make_objective
-from hepdl.train.outputs import history_columns, write_metrics_csv
+from hepdl.train.outputs import history_columns, plot_training_curves, write_metrics_csv
 from hepdl.train.reweight import SpectrumReweighter
 from hepdl.train.settings import TrainSettings
 
@@ -520,8 +520,6 @@ def train(
         distributed.barrier()
     if is_main and out_dir is not None and history:
         # once per run, not per epoch: a plot costs more than a small model's epoch
-        from hepdl.evaluate.plots import plot_training_curves
-
         plot_training_curves(history_columns(history), path=os.path.join(out_dir, "training_curve.png"))
 
     if best["state"] is not None and not preempted:
