@@ -162,6 +162,18 @@ def test_train_cli_init_body_from_and_anomaly_mode(trained, tmp_path, capsys):
     assert "test_anomaly_auc" in info["metrics"]
 
 
+def test_matched_validation_draws_a_seeded_subset_of_its_size(trained):
+    from hepdl.autoencode.label_efficiency import matched_validation
+
+    _, shards, _, _ = trained
+    val = PreparedDataset(shards[:2], "validation", ("label",))
+    a, b = matched_validation(val, 20, seed=3), matched_validation(val, 20, seed=3)
+    assert len(a) == 20 and np.array_equal(a.indices, b.indices)  # the same seed, the same jets
+    assert len(np.unique(a.indices)) == 20 and a.indices.max() < len(val)
+    assert not np.array_equal(matched_validation(val, 20, seed=4).indices, a.indices)
+    assert matched_validation(val, len(val) + 1, seed=3) is val  # the whole split when it is not larger
+
+
 def test_label_efficiency_needs_jet_pt_to_reweight(trained, tmp_path, capsys):
     root, shards, _, out = trained
     no_pt = []

@@ -72,3 +72,18 @@ def test_bad_input():
         pixel_maps({k: v for k, v in hits.items() if k != "hit_e"})
     with pytest.raises(InputError, match="hit_view"):
         pixel_maps({**hits, "hit_view": hits["hit_view"] + 2})
+
+
+def test_representation_builds_only_the_arrays_asked_for():
+    from hepdl.represent import representation, resolve_spec
+
+    hits = ak.zip(event_hits(np.random.default_rng(5)), depth_limit=1)
+    spec = resolve_spec("neutrino")
+    full = representation(hits, spec)
+    assert list(full) == ["pixel_maps", "expert", "label", "weight"]
+    maps = representation(hits, spec, only=["pixel_maps"])
+    assert list(maps) == ["pixel_maps"]
+    np.testing.assert_array_equal(maps["pixel_maps"], full["pixel_maps"])
+    expert = representation(hits, spec, only=["expert", "label"])
+    assert list(expert) == ["expert", "label"]
+    np.testing.assert_array_equal(expert["expert"], full["expert"])

@@ -103,17 +103,19 @@ def run_label_efficiency(
         for draw in range(repeats if subset else 1):
             seed = settings.seed + draw
             config = complete_model_config({**settings.model, "seed": seed}, probe.meta, 2, shards[0])
+            drawn = dataclasses.replace(settings, model=dict(config), seed=seed, max_train_entries=size)
+            # Both initialisations of a draw see the same jets, for training and for validation.
+            train_set = select_training_entries(full_train, drawn)
+            n_labelled = len(train_set)
+            val = matched_validation(val_set, n_labelled, seed) if subset else val_set
+            n_validation[n_labelled] = len(val)
+            repeated = repeat_to_steps(train_set, drawn.batch_size, drawn.epochs, min_steps)
             for init in ("random", "pretrained"):
-                run = dataclasses.replace(settings, model=dict(config), seed=seed, max_train_entries=size,
-                                          init_body_from=autoencoder_path if init == "pretrained" else None)
+                run = dataclasses.replace(drawn, init_body_from=autoencoder_path if init == "pretrained" else None)
                 model = build_model(config)
                 if run.init_body_from:
                     init_body_from(model, run.init_body_from)
-                train_set = select_training_entries(full_train, run)
-                n_labelled = len(train_set)
-                val = matched_validation(val_set, n_labelled, seed) if subset else val_set
-                n_validation[n_labelled] = len(val)
-                result = train(model, repeat_to_steps(train_set, run.batch_size, run.epochs, min_steps), val, run)
+                result = train(model, repeated, val, run)
                 scores = predict(result.model, test_set, objective=result.objective, device=result.device,
                                  batch_size=run.eval_batch_size)["score"]
                 auc = float(binary_metrics(scores, test_label, test_weight)["auc"])

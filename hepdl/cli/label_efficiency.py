@@ -47,8 +47,8 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     settings = load_settings(args.settings, {"seed": args.seed} if args.seed is not None else None)
     sizes = parse_sizes(args.sizes)
-    results, n_validation = run_label_efficiency(shard_dirs(args.shards), settings, args.ae_model, sizes, min_steps=args.min_steps,
-                                   repeats=args.repeats)
+    results, n_validation = run_label_efficiency(shard_dirs(args.shards), settings, args.ae_model, sizes,
+                                                 min_steps=args.min_steps, repeats=args.repeats)
     os.makedirs(args.output, exist_ok=True)
     entry = summary_entry(results, args.name, n_validation)
     write_json(os.path.join(args.output, f"{args.name}.json"), entry)
