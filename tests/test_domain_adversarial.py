@@ -18,8 +18,14 @@ from hepdl.models import (
 )
 from hepdl.models.domain_adversarial import grad_reverse
 from hepdl.train import ArrayDataset, TrainSettings, train
-from hepdl.train.adapt import NO_LABEL, Adapt, DomainDataset
-from hepdl.train.finetune import Finetune, load_for_finetuning
+from hepdl.train.objectives import (
+    NO_LABEL,
+    Adapt,
+    Decorrelate,
+    DomainDataset,
+    Finetune,
+    load_for_finetuning,
+)
 
 torch.set_num_threads(1)
 
@@ -180,7 +186,7 @@ def test_domain_gradient_reaches_the_body_reversed():
     objective.lambda_max = 0.0
     model.reversal.lambda_ = 0.0
     feats = model.body(batch["jet_images"])
-    from hepdl.train.adapt import balanced_domain_loss
+    from hepdl.train.objectives import balanced_domain_loss
 
     balanced_domain_loss(model.domain_head(feats).squeeze(-1), batch["domain"]).backward()
     lam = reversal_schedule(1.0)
@@ -341,7 +347,6 @@ def _background_mass_correlation(model, d) -> float:
 
 def test_pivot_adversary_decorrelates_score_from_mass():
     from hepdl.models import PivotAdversarial
-    from hepdl.train.adapt import Decorrelate
 
     train_set, val_set, test = (ArrayDataset(_mass_toy(640, 50)), ArrayDataset(_mass_toy(128, 51)),
                                 _mass_toy(600, 52))
@@ -372,7 +377,7 @@ def test_domain_lr_scale_moves_the_domain_head_faster():
         head = model.domain_head
         before = model(x, domain_lambda=1.0)[1].detach()
         opt = torch.optim.Adam(head.parameters(), lr=1e-3)
-        from hepdl.train.adapt import balanced_domain_loss
+        from hepdl.train.objectives import balanced_domain_loss
 
         balanced_domain_loss(model(x, domain_lambda=1.0)[1], domain).backward()
         opt.step()

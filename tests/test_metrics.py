@@ -1,4 +1,4 @@
-"""hepdl.evaluate.metrics against sklearn/scipy and hand-computed cases."""
+"""hepdl.stats and hepdl.evaluate.metrics against sklearn/scipy and hand-computed cases."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from scipy import stats
 from sklearn.metrics import roc_auc_score
 from sklearn.metrics import roc_curve as sk_roc_curve
 
+from hepdl import stats as ws
 from hepdl.errors import InputError
 from hepdl.evaluate import metrics as m
 
@@ -25,15 +26,15 @@ def _sample(n=4000, seed=1, shift=1.0, discrete=False):
 @pytest.mark.parametrize("discrete", [False, True])
 def test_auc_matches_sklearn_weighted(discrete):
     score, label, weight = _sample(discrete=discrete)
-    assert m.auc(score, label) == pytest.approx(roc_auc_score(label, score), abs=1e-12)
-    assert m.auc(score, label, weight) == pytest.approx(
+    assert ws.auc(score, label) == pytest.approx(roc_auc_score(label, score), abs=1e-12)
+    assert ws.auc(score, label, weight) == pytest.approx(
         roc_auc_score(label, score, sample_weight=weight), abs=1e-12
     )
 
 
 def test_roc_curve_matches_sklearn():
     score, label, weight = _sample(n=500, discrete=True)
-    roc = m.roc_curve(score, label, weight)
+    roc = ws.roc_curve(score, label, weight)
     fpr, tpr, thr = sk_roc_curve(label, score, sample_weight=weight, drop_intermediate=False)
     np.testing.assert_allclose(roc.signal_efficiency, tpr, atol=1e-12)
     np.testing.assert_allclose(roc.background_efficiency, fpr, atol=1e-12)
@@ -43,9 +44,9 @@ def test_roc_curve_matches_sklearn():
 
 def test_perfect_and_inverted_classifier():
     label = np.array([0, 0, 1, 1])
-    assert m.auc(np.array([0.1, 0.2, 0.8, 0.9]), label) == 1.0
-    assert m.auc(np.array([0.9, 0.8, 0.2, 0.1]), label) == 0.0
-    assert m.auc(np.full(4, 0.5), label) == 0.5
+    assert ws.auc(np.array([0.1, 0.2, 0.8, 0.9]), label) == 1.0
+    assert ws.auc(np.array([0.9, 0.8, 0.2, 0.1]), label) == 0.0
+    assert ws.auc(np.full(4, 0.5), label) == 0.5
 
 
 def test_rejection_hand_computed():
@@ -54,29 +55,29 @@ def test_rejection_hand_computed():
     bkg = sig - 0.5
     score = np.r_[sig, bkg]
     label = np.r_[np.ones(10), np.zeros(10)].astype(int)
-    assert m.background_rejection(score, label, signal_efficiency=0.5) == pytest.approx(10 / 4)
+    assert ws.background_rejection(score, label, signal_efficiency=0.5) == pytest.approx(10 / 4)
     # the tightest cut reaching the target, not the end of the eps_S plateau
-    roc = m.roc_curve(score, label)
-    assert m.background_efficiency_at(roc, 0.5) == pytest.approx(0.4)
-    assert m.background_efficiency_at(roc, 0.3) == pytest.approx(0.2)
+    roc = ws.roc_curve(score, label)
+    assert ws.background_efficiency_at(roc, 0.5) == pytest.approx(0.4)
+    assert ws.background_efficiency_at(roc, 0.3) == pytest.approx(0.2)
 
 
 def test_rejection_interpolates_and_weights_matter():
     score, label, weight = _sample(n=20000)
-    r50 = m.background_rejection(score, label, signal_efficiency=0.5)
+    r50 = ws.background_rejection(score, label, signal_efficiency=0.5)
     # Gaussians separated by 1 sigma: cut at mu_s median = 1.0 -> eps_B = 1 - Phi(1) = 0.1587
     assert r50 == pytest.approx(1 / 0.1587, rel=0.05)
-    r30 = m.background_rejection(score, label, signal_efficiency=0.3)
+    r30 = ws.background_rejection(score, label, signal_efficiency=0.3)
     assert r30 > r50
     # doubling the weight of high-score background halves nothing but must change the answer
     w2 = np.where((label == 0) & (score > 1), 3.0, 1.0)
-    assert m.background_rejection(score, label, w2, 0.5) < r50
+    assert ws.background_rejection(score, label, w2, 0.5) < r50
 
 
 def test_rejection_finite_when_no_background_passes():
     score = np.array([0.0, 0.1, 0.9, 1.0])
     label = np.array([0, 0, 1, 1])
-    assert m.background_rejection(score, label, signal_efficiency=0.5) == pytest.approx(2.0)
+    assert ws.background_rejection(score, label, signal_efficiency=0.5) == pytest.approx(2.0)
 
 
 def test_binary_metrics_keys_and_values():
@@ -95,17 +96,17 @@ def test_bad_inputs_raise():
     with pytest.raises(InputError, match="signal"):
         m.binary_metrics(np.array([0.1, 0.2]), np.array([0, 0]))
     with pytest.raises(InputError, match="weights"):
-        m.auc(np.array([0.1, 0.2]), np.array([0, 1]), np.array([1.0]))
+        ws.auc(np.array([0.1, 0.2]), np.array([0, 1]), np.array([1.0]))
 
 
 def test_working_point_cut_and_stability():
     rng = np.random.default_rng(3)
     sig = rng.normal(1.0, 1.0, 10000)
-    cut = m.cut_for_efficiency(sig, 0.5)
-    assert m.efficiency_at_cut(sig, cut) == pytest.approx(0.5, abs=1e-3)
+    cut = ws.cut_for_efficiency(sig, 0.5)
+    assert ws.efficiency_at_cut(sig, cut) == pytest.approx(0.5, abs=1e-3)
     assert cut == pytest.approx(1.0, abs=0.05)
     w = np.where(sig > 1.0, 3.0, 1.0)  # weights pull the cut up
-    assert m.cut_for_efficiency(sig, 0.5, w) > cut
+    assert ws.cut_for_efficiency(sig, 0.5, w) > cut
     score = np.r_[sig, rng.normal(0, 1, 10000)]
     label = np.r_[np.ones(10000), np.zeros(10000)].astype(int)
     same = m.working_point_stability(score, label, rng.normal(1.0, 1.0, 10000))
@@ -175,14 +176,14 @@ def test_ks_and_wasserstein_match_scipy():
     rng = np.random.default_rng(7)
     a = rng.normal(0, 1, 700)
     b = rng.normal(0.3, 1.2, 500)
-    assert m.ks_statistic(a, b) == pytest.approx(stats.ks_2samp(a, b).statistic, abs=1e-12)
+    assert ws.ks_statistic(a, b) == pytest.approx(stats.ks_2samp(a, b).statistic, abs=1e-12)
     wa, wb = rng.uniform(0.1, 2, 700), rng.uniform(0.1, 2, 500)
-    assert m.wasserstein_distance(a, b, wa, wb) == pytest.approx(
+    assert ws.wasserstein_distance(a, b, wa, wb) == pytest.approx(
         stats.wasserstein_distance(a, b, wa, wb), rel=1e-9
     )
     # weighted KS: duplicating entries == integer weights
     wi = rng.integers(1, 4, 700)
-    assert m.ks_statistic(a, b, wi) == pytest.approx(
+    assert ws.ks_statistic(a, b, wi) == pytest.approx(
         stats.ks_2samp(np.repeat(a, wi), b).statistic, abs=1e-12
     )
     agree = m.score_agreement(a, a)

@@ -27,7 +27,8 @@ SCRIPT = textwrap.dedent(
     import numpy as np, torch
     torch.set_num_threads(1)
     from hepdl.models import build_model
-    from hepdl.train import ArrayDataset, PREEMPTED_EXIT_CODE, TrainSettings, predict, train, weighted_auc
+    from hepdl.stats import auc
+    from hepdl.train import ArrayDataset, PREEMPTED_EXIT_CODE, TrainSettings, predict, train
 
     def toy(n, seed, size=16):
         rng = np.random.default_rng(seed)
@@ -57,7 +58,7 @@ SCRIPT = textwrap.dedent(
     torch.save(result.model.state_dict(), f"{out_dir}/final.pt")
     out = predict(result.model, test_set, keys=("label",))
     with open(f"{out_dir}/result.json", "w") as f:
-        json.dump({"auc": weighted_auc(out["score"], out["label"]), "history": result.history}, f)
+        json.dump({"auc": auc(out["score"], out["label"]), "history": result.history}, f)
     """
 )
 

@@ -14,6 +14,7 @@ import torch
 
 from hepdl.errors import ConfigError
 from hepdl.models import build_model, load_model_file
+from hepdl.stats import auc
 from hepdl.train import (
     ArrayDataset,
     EpochBatchSampler,
@@ -24,7 +25,6 @@ from hepdl.train import (
     predict,
     reweight_background_to_signal,
     train,
-    weighted_auc,
 )
 from hepdl.train.augment import auto_reflections
 from hepdl.train.settings import load_settings
@@ -67,7 +67,7 @@ def test_loss_decreases_and_learns_toy_problem(tmp_path):
     losses = [row["train_loss"] for row in result.history]
     assert losses[-1] < losses[0] - 0.02
     out = predict(result.model, te, keys=("label",))
-    assert weighted_auc(out["score"], out["label"]) > 0.8
+    assert auc(out["score"], out["label"]) > 0.8
     rows = list(csv.DictReader((tmp_path / "metrics.csv").read_text().splitlines()))
     assert [r["epoch"] for r in rows] == ["1", "2", "3", "4"]
     assert {"train_loss", "val_loss", "val_auc", "lr", "seconds"} <= set(rows[0])

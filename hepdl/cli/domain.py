@@ -10,9 +10,6 @@ evaluate), ``"<name>_data_auc", "<name>_eff_shift", "<name>_data_signal_eff"}`` 
 model name (see :mod:`hepdl.evaluate.domain`), plus ``OUT/scores_<name>.png`` (the score
 distributions on simulation with the data overlaid) and ``OUT/domain_scores.png`` (all
 models side by side).
-
-This module also holds the ``hepdl train`` wiring of the "adapt" (domain-adversarial,
-``--data-shards``) and "finetune" (``finetune_from``) objectives.
 """
 
 from __future__ import annotations
@@ -148,70 +145,3 @@ def _side_by_side(panels: dict[str, tuple], path: str) -> None:
             ax.set_ylim(0.0, ax.get_ylim()[1] * 1.4)  # headroom for the legend
             ax.legend(loc="upper center", ncols=2, fontsize=8)
     save_figure(fig, path)
-
-
-# ---------------------------------------------------------------- hepdl train wiring
-
-
-def adaptation_model(settings: Any, meta: dict, n_classes: int, where: str, data_shards: Sequence[str] | None):
-    """``(model_config, model)`` for ``hepdl train`` with objective adapt, decorrelate or finetune.
-
-    adapt: a ``domain_adversarial`` model (a plain model config is wrapped as its base);
-    decorrelate: a ``pivot_adversarial`` model (likewise);
-    finetune: the network of ``settings.finetune_from`` with its head re-initialised.
-    """
-    from hepdl.errors import ConfigError
-    from hepdl.models import build_model, complete_model_config
-    from hepdl.train.finetune import load_for_finetuning
-
-    if data_shards and settings.objective != "adapt":
-        raise ConfigError(f"--data-shards: only objective 'adapt' trains with a data sample (objective is "
-                          f"{settings.objective!r})")
-    if settings.objective == "decorrelate":
-        config = dict(settings.model)
-        if config.get("name") != "pivot_adversarial":
-            config = {"name": "pivot_adversarial", "base": config}
-        base = dict(config.get("base") or {"name": "jet_cnn"})
-        base = complete_model_config({**base, "seed": base.get("seed", settings.seed)}, meta, n_classes, where)
-        model = build_model({**config, "base": base, "seed": config.get("seed", settings.seed)})
-        return model.config, model
-    if settings.objective == "adapt":
-        if not data_shards:
-            raise ConfigError("objective 'adapt': give the data sample's prepared shards with --data-shards")
-        config = dict(settings.model)
-        if config.get("name") != "domain_adversarial":
-            config = {"name": "domain_adversarial", "base": config}
-        base = dict(config.get("base") or {"name": "jet_cnn"})
-        base = complete_model_config({**base, "seed": base.get("seed", settings.seed)}, meta, n_classes, where)
-        config = {**config, "base": base, "seed": config.get("seed", settings.seed)}
-        model = build_model(config)
-        return model.config, model
-    if not settings.finetune_from:
-        raise ConfigError("objective 'finetune': set finetune_from to the pre-trained model file")
-    try:
-        model, info = load_for_finetuning(settings.finetune_from, settings.seed)
-    except ValueError as err:
-        raise ConfigError(f"finetune_from: {err}") from err
-    for key in getattr(model, "input_keys", None) or info["inputs"]:
-        if key not in meta["arrays"]:
-            raise ConfigError(f"finetune_from: {settings.finetune_from} reads {key!r}, which {where} does not hold")
-    if int(getattr(model, "n_outputs", 1)) != (1 if n_classes == 2 else n_classes):
-        raise ConfigError(f"finetune_from: {settings.finetune_from} has {model.n_outputs} outputs, "
-                          f"the data have {n_classes} classes")
-    return dict(info["architecture"]), model
-
-
-def adapt_training_set(sim_train: Any, data_shards: Sequence[str], arrays: Sequence[str]) -> Any:
-    """Simulation's training entries followed by the data shards' train split, read without ``label``."""
-    from hepdl.errors import InputError
-    from hepdl.represent.torch_dataset import PreparedDataset
-    from hepdl.train.adapt import DomainDataset
-
-    # the data sample's labels are not even opened: the adversary needs only which domain an entry is in
-    data = PreparedDataset(list(data_shards), "train", [a for a in arrays if a != "label"])
-    if data.meta.get("spec") != sim_train.meta.get("spec"):
-        raise InputError(f"{data_shards[0]}: its representation spec differs from the simulation shards'; "
-                         "prepare both samples with the same settings")
-    if len(data) == 0:
-        raise InputError(f"{data_shards[0]}: the data sample's train split is empty")
-    return DomainDataset(sim_train, data)

@@ -73,10 +73,11 @@ def run(args: argparse.Namespace) -> int:
     from hepdl import __version__
     from hepdl.errors import HepdlError
     from hepdl.evaluate.results import save_scores, write_json
-    from hepdl.models import build_model, complete_model_config, model_input_keys, save_model
+    from hepdl.models import model_input_keys, save_model
     from hepdl.represent.torch_dataset import PreparedDataset
     from hepdl.train import PREEMPTED_EXIT_CODE, TrainSettings, load_settings, predict, train
     from hepdl.train.distributed import world
+    from hepdl.train.objectives import objective_class
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -96,14 +97,9 @@ def run(args: argparse.Namespace) -> int:
     if task == "neutrino":  # nu_tau CC is optional: as many outputs as the labels have classes
         labels = probe.numpy("label")
         classes = classes[: max(3, int(labels.max()) + 1)]
-    if settings.objective in ("adapt", "finetune", "decorrelate") or args.data_shards:  # adversarial / pre-trained
-        from hepdl.cli.domain import adaptation_model
-
-        model_config, model = adaptation_model(settings, meta, len(classes), shards[0], args.data_shards)
-    else:
-        model_config = complete_model_config({**settings.model, "seed": settings.model.get("seed", settings.seed)},
-                                             meta, len(classes), shards[0])
-        model = build_model(model_config)
+    objective = objective_class(settings.objective)
+    model = objective.build_model(settings, meta, len(classes), shards[0])
+    model_config = model.config
     settings.model = model_config
     if settings.init_body_from:  # unsupervised pre-training: the CNN body starts from an autoencoder's encoder
         from hepdl.models.autoencoders import init_body_from
@@ -113,8 +109,7 @@ def run(args: argparse.Namespace) -> int:
     wanted = [*input_keys, *TRAIN_ARRAYS]
     if settings.reweight != "none":
         wanted += ["jet_pt", "jet_eta"]
-    if settings.objective == "decorrelate":  # the adversary predicts the background jet mass
-        wanted += ["jet_mass"]
+    wanted += objective.extra_arrays  # e.g. decorrelate's adversary predicts the background jet mass
     have = set(meta["arrays"])
     missing = [a for a in wanted if a not in have and a != "weight"]
     if missing:
@@ -123,10 +118,8 @@ def run(args: argparse.Namespace) -> int:
     from hepdl.train.selection import select_training_entries
 
     train_set = select_training_entries(PreparedDataset(shards, "train", wanted), settings)
-    if settings.objective == "adapt":  # plus the data sample's train split, without its labels
-        from hepdl.cli.domain import adapt_training_set
-
-        train_set = adapt_training_set(train_set, shard_dirs(args.data_shards), wanted)
+    data_shards = shard_dirs(args.data_shards) if args.data_shards else None
+    train_set = objective.training_set(train_set, data_shards, wanted)  # adapt: plus the data's train split
     val_set = PreparedDataset(shards, "validation", wanted)
     if len(train_set) == 0 or len(val_set) == 0:
         raise HepdlError(f"{shards[0]}: the train or validation split is empty ({len(train_set)}, {len(val_set)} entries)")

@@ -14,153 +14,24 @@ Every function takes optional per-event weights; a cut ``score >= cut`` selects.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
 
 import numpy as np
 
 from hepdl.errors import InputError
-
-
-class RocCurve(NamedTuple):
-    """Efficiencies of the selection ``score >= threshold``, thresholds decreasing."""
-
-    signal_efficiency: np.ndarray
-    background_efficiency: np.ndarray
-    thresholds: np.ndarray
-
-
-# ---------------------------------------------------------------- input checks
-
-
-def _as_weights(weight: np.ndarray | None, n: int, what: str) -> np.ndarray:
-    if weight is None:
-        return np.ones(n, dtype=np.float64)
-    w = np.asarray(weight, dtype=np.float64).reshape(-1)
-    if len(w) != n:
-        raise InputError(f"{what}: {len(w)} weights for {n} entries")
-    if not np.all(np.isfinite(w)):
-        raise InputError(f"{what}: weights contain NaN or inf")
-    return w
-
-
-def _check_scores(score: np.ndarray, what: str) -> np.ndarray:
-    s = np.asarray(score, dtype=np.float64)
-    if not np.all(np.isfinite(s)):
-        raise InputError(f"{what}: {int(np.sum(~np.isfinite(s)))} scores are NaN or inf")
-    return s
-
-
-def _binary_inputs(score, label, weight, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    s = _check_scores(score, what).reshape(-1)
-    y = np.asarray(label).reshape(-1)
-    if len(y) != len(s):
-        raise InputError(f"{what}: {len(s)} scores but {len(y)} labels")
-    bad = ~np.isin(y, (0, 1))
-    if np.any(bad):
-        raise InputError(
-            f"{what}: binary labels must be 0 (background) or 1 (signal); "
-            f"found {sorted(set(np.unique(y[bad]).tolist()))[:5]}"
-        )
-    w = _as_weights(weight, len(s), what)
-    if np.sum(w[y == 1]) <= 0 or np.sum(w[y == 0]) <= 0:
-        raise InputError(
-            f"{what}: need signal (label 1) and background (label 0) with positive total weight"
-        )
-    return s, y.astype(bool), w
-
+from hepdl.stats import (
+    as_weights,
+    auc,
+    background_rejection,
+    binary_inputs,
+    check_scores,
+    cut_for_efficiency,
+    efficiency_at_cut,
+    ks_statistic,
+    roc_curve,
+    wasserstein_distance,
+)
 
 # ---------------------------------------------------------------- binary
-
-
-def roc_curve(score: np.ndarray, label: np.ndarray, weight: np.ndarray | None = None) -> RocCurve:
-    """Weighted ROC: efficiencies of ``score >= t`` for every distinct score t.
-
-    Starts at (0, 0) with threshold +inf and ends at (1, 1). Tied scores form one
-    point, so the curve does not depend on the order of equal-score events.
-    """
-    s, y, w = _binary_inputs(score, label, weight, "roc_curve")
-    order = np.argsort(-s, kind="stable")
-    s_sorted = s[order]
-    w_sig = np.cumsum(np.where(y[order], w[order], 0.0))
-    w_bkg = np.cumsum(np.where(y[order], 0.0, w[order]))
-    # last index of each run of equal scores: the selection boundary cannot split ties
-    last = np.r_[np.nonzero(np.diff(s_sorted))[0], len(s_sorted) - 1]
-    eff_s = np.r_[0.0, w_sig[last] / w_sig[-1]]
-    eff_b = np.r_[0.0, w_bkg[last] / w_bkg[-1]]
-    thresholds = np.r_[np.inf, s_sorted[last]]
-    return RocCurve(eff_s, eff_b, thresholds)
-
-
-def auc(score: np.ndarray, label: np.ndarray, weight: np.ndarray | None = None) -> float:
-    """Weighted area under the ROC curve (trapezoids; 0.5 = no separation)."""
-    roc = roc_curve(score, label, weight)
-    return float(np.trapezoid(roc.signal_efficiency, roc.background_efficiency))
-
-
-def background_efficiency_at(roc: RocCurve, signal_efficiency: float) -> float:
-    """eps_B at a signal efficiency, interpolated linearly along the ROC curve."""
-    eff_s, eff_b = roc.signal_efficiency, roc.background_efficiency
-    if not 0.0 <= signal_efficiency <= 1.0:
-        raise InputError(f"signal efficiency must be in [0, 1], got {signal_efficiency}")
-    # eps_S has plateaus (background-only steps); take the first point reaching the
-    # target, i.e. the tightest cut, and interpolate from the point before it.
-    # (np.interp would pick the end of a plateau: the loosest cut.)
-    i = int(np.searchsorted(eff_s, signal_efficiency, side="left"))
-    if eff_s[i] == signal_efficiency or i == 0:
-        return float(eff_b[i])
-    frac = (signal_efficiency - eff_s[i - 1]) / (eff_s[i] - eff_s[i - 1])
-    return float(eff_b[i - 1] + frac * (eff_b[i] - eff_b[i - 1]))
-
-
-def background_rejection(
-    score: np.ndarray,
-    label: np.ndarray,
-    weight: np.ndarray | None = None,
-    signal_efficiency: float = 0.5,
-) -> float:
-    """Background rejection 1/eps_B at a fixed signal efficiency (interpolated).
-
-    When no background passes, eps_B is floored at the smallest background-event
-    weight fraction: the rejection is then the lower limit the sample can measure,
-    not infinity (which JSON cannot hold and no sample of finite size supports).
-    """
-    s, y, w = _binary_inputs(score, label, weight, "background_rejection")
-    roc = roc_curve(s, y.astype(np.int64), w)
-    eff_b = background_efficiency_at(roc, signal_efficiency)
-    w_bkg = w[~y]
-    floor = np.min(w_bkg[w_bkg > 0]) / np.sum(w_bkg)
-    return float(1.0 / max(eff_b, floor))
-
-
-def cut_for_efficiency(
-    score: np.ndarray, efficiency: float, weight: np.ndarray | None = None
-) -> float:
-    """The cut c such that a (weighted) fraction ``efficiency`` of these scores has score >= c.
-
-    Pass the signal scores to get the working point at a signal efficiency.
-    With discrete scores the fraction passing is the smallest one >= ``efficiency``.
-    """
-    if not 0.0 < efficiency <= 1.0:
-        raise InputError(f"cut_for_efficiency: efficiency must be in (0, 1], got {efficiency}")
-    s = _check_scores(score, "cut_for_efficiency").reshape(-1)
-    if len(s) == 0:
-        raise InputError("cut_for_efficiency: no scores")
-    w = _as_weights(weight, len(s), "cut_for_efficiency")
-    order = np.argsort(-s, kind="stable")
-    passed = np.cumsum(w[order]) / np.sum(w)
-    # tolerance so that e.g. 5 of 10 events counts as reaching 0.5
-    idx = int(np.searchsorted(passed, efficiency - 1e-12, side="left"))
-    return float(s[order][min(idx, len(s) - 1)])
-
-
-def efficiency_at_cut(score: np.ndarray, cut: float, weight: np.ndarray | None = None) -> float:
-    """Weighted fraction of entries with score >= cut."""
-    s = _check_scores(score, "efficiency_at_cut").reshape(-1)
-    w = _as_weights(weight, len(s), "efficiency_at_cut")
-    total = np.sum(w)
-    if total <= 0:
-        raise InputError("efficiency_at_cut: total weight is not positive")
-    return float(np.sum(w[s >= cut]) / total)
 
 
 def working_point_stability(
@@ -178,7 +49,7 @@ def working_point_stability(
     part, or all of it when it has no labels). Returns the cut, the other sample's
     efficiency and its shift ``|eff_other - signal_efficiency|`` (0 = stable).
     """
-    s, y, w = _binary_inputs(score, label, weight, "working_point_stability")
+    s, y, w = binary_inputs(score, label, weight, "working_point_stability")
     cut = cut_for_efficiency(s[y], signal_efficiency, w[y])
     eff = efficiency_at_cut(other_score, cut, other_weight)
     return {"cut": cut, "efficiency": eff, "efficiency_shift": abs(eff - signal_efficiency)}
@@ -186,7 +57,7 @@ def working_point_stability(
 
 def binary_metrics(score: np.ndarray, label: np.ndarray, weight: np.ndarray | None = None) -> dict:
     """The metrics every binary stage reports: AUC, rejection at 30 % and 50 % signal efficiency."""
-    s, y, w = _binary_inputs(score, label, weight, "binary_metrics")
+    s, y, w = binary_inputs(score, label, weight, "binary_metrics")
     yi = y.astype(np.int64)
     return {
         "auc": auc(s, yi, w),
@@ -202,7 +73,7 @@ def binary_metrics(score: np.ndarray, label: np.ndarray, weight: np.ndarray | No
 def _multiclass_inputs(
     probs, label, weight, what: str
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    p = _check_scores(probs, what)
+    p = check_scores(probs, what)
     if p.ndim != 2:
         raise InputError(f"{what}: class probabilities must be (N, K), got shape {p.shape}")
     y = np.asarray(label).reshape(-1)
@@ -212,7 +83,7 @@ def _multiclass_inputs(
         raise InputError(
             f"{what}: labels must be class indices 0..{p.shape[1] - 1}, found {y.min()}..{y.max()}"
         )
-    return p, y.astype(np.int64), _as_weights(weight, len(y), what)
+    return p, y.astype(np.int64), as_weights(weight, len(y), what)
 
 
 def confusion_matrix(
@@ -322,50 +193,6 @@ def multiclass_metrics(
 # ---------------------------------------------------------------- sim vs data
 
 
-def _weighted_cdf(x: np.ndarray, w: np.ndarray, at: np.ndarray) -> np.ndarray:
-    order = np.argsort(x, kind="stable")
-    xs = x[order]
-    cw = np.cumsum(w[order]) / np.sum(w)
-    idx = np.searchsorted(xs, at, side="right")
-    return np.where(idx > 0, cw[np.maximum(idx - 1, 0)], 0.0)
-
-
-def ks_statistic(
-    a: np.ndarray,
-    b: np.ndarray,
-    weight_a: np.ndarray | None = None,
-    weight_b: np.ndarray | None = None,
-) -> float:
-    """Weighted two-sample Kolmogorov-Smirnov statistic: max |CDF_a - CDF_b|."""
-    x = _check_scores(a, "ks_statistic").reshape(-1)
-    z = _check_scores(b, "ks_statistic").reshape(-1)
-    if len(x) == 0 or len(z) == 0:
-        raise InputError("ks_statistic: both samples need entries")
-    wa = _as_weights(weight_a, len(x), "ks_statistic")
-    wb = _as_weights(weight_b, len(z), "ks_statistic")
-    at = np.unique(np.concatenate([x, z]))
-    return float(np.max(np.abs(_weighted_cdf(x, wa, at) - _weighted_cdf(z, wb, at))))
-
-
-def wasserstein_distance(
-    a: np.ndarray,
-    b: np.ndarray,
-    weight_a: np.ndarray | None = None,
-    weight_b: np.ndarray | None = None,
-) -> float:
-    """Weighted 1-D Wasserstein (earth mover's) distance: integral of |CDF_a - CDF_b|."""
-    x = _check_scores(a, "wasserstein_distance").reshape(-1)
-    z = _check_scores(b, "wasserstein_distance").reshape(-1)
-    if len(x) == 0 or len(z) == 0:
-        raise InputError("wasserstein_distance: both samples need entries")
-    wa = _as_weights(weight_a, len(x), "wasserstein_distance")
-    wb = _as_weights(weight_b, len(z), "wasserstein_distance")
-    at = np.unique(np.concatenate([x, z]))
-    diff = np.abs(_weighted_cdf(x, wa, at) - _weighted_cdf(z, wb, at))
-    # both CDFs are steps constant on [at[i], at[i+1])
-    return float(np.sum(diff[:-1] * np.diff(at)))
-
-
 def score_agreement(
     sim_score: np.ndarray,
     data_score: np.ndarray,
@@ -401,8 +228,8 @@ def domain_classifier_auc(
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    xs = _check_scores(sim_features, "domain_classifier_auc (sim features)")
-    xd = _check_scores(data_features, "domain_classifier_auc (data features)")
+    xs = check_scores(sim_features, "domain_classifier_auc (sim features)")
+    xd = check_scores(data_features, "domain_classifier_auc (data features)")
     xs = xs.reshape(len(xs), -1)
     xd = xd.reshape(len(xd), -1)
     if xs.shape[1] != xd.shape[1]:

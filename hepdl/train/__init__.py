@@ -8,7 +8,13 @@ from hepdl.train.augment import ImageAugment, jet_image_augment, pixel_map_augme
 from hepdl.train.data import ArrayDataset, EpochBatchSampler
 from hepdl.train.device import choose_device
 from hepdl.train.engine import PREEMPTED_EXIT_CODE, TrainResult, evaluate, predict, train
-from hepdl.train.objectives import Classify, Objective, make_objective, weighted_auc
+from hepdl.train.objectives import (
+    OBJECTIVES,
+    Classify,
+    Objective,
+    make_objective,
+    register_objective,
+)
 from hepdl.train.reweight import SpectrumReweighter, reweight_background_to_signal
 from hepdl.train.settings import TrainSettings, load_settings
 
@@ -17,6 +23,7 @@ __all__ = [
     "ArrayDataset",
     "Classify",
     "EpochBatchSampler",
+    "OBJECTIVES",
     "ImageAugment",
     "Objective",
     "SpectrumReweighter",
@@ -29,7 +36,7 @@ __all__ = [
     "make_objective",
     "pixel_map_augment",
     "predict",
+    "register_objective",
     "reweight_background_to_signal",
     "train",
-    "weighted_auc",
 ]

@@ -326,7 +326,7 @@ def train(
     amp_dtype = choose_precision(settings.precision, device)
     module = model
     channels_last = use_channels_last(settings.channels_last, device, module)
-    objective = objective or make_objective(settings.objective, module, settings=settings)
+    objective = objective or make_objective(settings.objective, module, settings)
     show_bar = is_main and (settings.progress == "always" or (settings.progress == "auto" and sys.stderr.isatty()))
     checkpoint_path = os.path.join(out_dir, "checkpoint.pt") if out_dir is not None else None
     if out_dir is not None and is_main:
@@ -340,7 +340,7 @@ def train(
         resume = False
 
     # --- event weights, fitted on the training split only
-    n_classes = getattr(objective, "n_classes", 2)
+    n_classes = objective.n_classes
     train_label = whole_array(train_set, "label").astype(np.int64)
     cw = class_weights(settings, train_label, n_classes)
     reweighter = None
@@ -367,7 +367,7 @@ def train(
     scheduler = build_scheduler(optimizer, settings)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     l1_params = [p for p in module.parameters() if p.dim() >= 2] if settings.l1 > 0 else []
-    augment = build_augment(settings, getattr(objective, "input_key", ""), getattr(train_set, "meta", {}) or {})
+    augment = build_augment(settings, objective.input_key, getattr(train_set, "meta", {}) or {})
     aug_generator = torch.Generator()
 
     sampler = EpochBatchSampler(len(train_set), settings.batch_size, seed=settings.seed, rank=rank,
@@ -428,16 +428,15 @@ def train(
                 partial = {"loss_sum": 0.0, "batches": 0, "samples": 0, "seconds": 0.0}
             start_batch = 0
             train_model.train()
-            if hasattr(objective, "begin_epoch"):  # e.g. fine-tuning freezes, later unfreezes, the body
-                objective.begin_epoch(epoch, module, optimizer)
+            objective.begin_epoch(epoch, module, optimizer)  # e.g. fine-tuning freezes, later unfreezes, the body
             t_epoch = time.perf_counter()
             loss_sum = torch.zeros((), device=device)  # summed on the device: no sync per batch
             bar = tqdm(loader, desc=f"epoch {epoch + 1}/{settings.epochs}", file=sys.stderr, disable=not show_bar,
                        leave=False, dynamic_ncols=True)
             for batch in bar:
                 batch = to_device(batch, device, channels_last)
-                if hasattr(objective, "set_progress"):  # e.g. the ramp of the DANN gradient reversal
-                    objective.set_progress((epoch + partial["batches"] / max(sampler.n_batches(), 1)) / settings.epochs)
+                # e.g. the ramp of the DANN gradient reversal
+                objective.set_progress((epoch + partial["batches"] / max(sampler.n_batches(), 1)) / settings.epochs)
                 if augment is not None:
                     key = objective.input_key
                     batch[key] = augment(batch[key], aug_generator)

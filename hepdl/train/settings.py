@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hepdl.errors import ConfigError
+from hepdl.train.objectives import objective_class
 
 _CHOICES = {
     "optimizer": ("adam", "adamw", "sgd"),
@@ -22,7 +23,6 @@ _CHOICES = {
     "precision": ("auto", "fp32", "bf16", "fp16"),
     "reweight": ("none", "pt", "pt_eta"),
     "progress": ("auto", "always", "never"),
-    "objective": ("classify", "adapt", "finetune", "decorrelate", "autoencode"),
 }
 
 
@@ -96,6 +96,7 @@ class TrainSettings:
         for key in ("learning_rate", "weight_decay", "l1", "augment_noise", "min_delta"):
             if not isinstance(getattr(self, key), (int, float)) or getattr(self, key) < 0:
                 raise ConfigError(f"{key}: must be a number >= 0, not {getattr(self, key)!r}")
+        objective_class(self.objective)  # an unknown objective is named here, not inside the loop
         if not isinstance(self.model, Mapping) or "name" not in self.model:
             raise ConfigError("model: must be a mapping with a 'name' key, e.g. {name: jet_cnn}")
         if isinstance(self.class_weights, str) and self.class_weights != "balanced":

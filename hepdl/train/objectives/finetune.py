@@ -14,15 +14,20 @@ the domain-adversarial path ("adapt") never reads them.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
+from hepdl.errors import ConfigError
 from hepdl.models.init import initialise_weights
 from hepdl.models.model_file import load_model_file
-from hepdl.train.objectives import Classify
+from hepdl.train.objectives.base import classes_of, model_inputs_of, register_objective
+from hepdl.train.objectives.classify import Classify
+
+if TYPE_CHECKING:
+    from hepdl.train.settings import TrainSettings
 
 
 def load_for_finetuning(path: str | os.PathLike, seed: int) -> tuple[nn.Module, dict[str, Any]]:
@@ -41,6 +46,7 @@ def load_for_finetuning(path: str | os.PathLike, seed: int) -> tuple[nn.Module, 
     return model.train(), info
 
 
+@register_objective
 class Finetune(Classify):
     """Classification with the body frozen for ``freeze_body_epochs`` epochs, then every LR times ``lr_factor``."""
 
@@ -52,8 +58,32 @@ class Finetune(Classify):
         self.freeze_body_epochs = int(freeze_body_epochs)
         self.lr_factor = float(lr_factor)
 
+    @classmethod
+    def build_model(cls, settings: TrainSettings, meta: Mapping[str, Any], n_classes: int, where: str) -> nn.Module:
+        """The network of ``settings.finetune_from`` with its head re-initialised; it must read the data's arrays."""
+        from hepdl.models import model_input_keys
+
+        if not settings.finetune_from:
+            raise ConfigError("objective 'finetune': set finetune_from to the pre-trained model file")
+        try:
+            model, _ = load_for_finetuning(settings.finetune_from, settings.seed)
+        except ValueError as err:
+            raise ConfigError(f"finetune_from: {err}") from err
+        for key in model_input_keys(model):
+            if key not in meta["arrays"]:
+                raise ConfigError(f"finetune_from: {settings.finetune_from} reads {key!r}, which {where} does not hold")
+        if classes_of(model) != n_classes:
+            raise ConfigError(f"finetune_from: {settings.finetune_from} has {model.n_outputs} outputs, "
+                              f"the data have {n_classes} classes")
+        return model
+
+    @classmethod
+    def for_model(cls, model: nn.Module, settings: TrainSettings | None) -> Finetune:
+        schedule = {} if settings is None else {"freeze_body_epochs": settings.freeze_body_epochs,
+                                                "lr_factor": settings.finetune_lr_factor}
+        return cls(model_inputs_of(model), classes_of(model), **schedule)
+
     def begin_epoch(self, epoch: int, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
-        """Called by the engine after ``model.train()`` at the start of every epoch (0-based)."""
         body = model.body
         frozen = epoch < self.freeze_body_epochs
         for p in body.parameters():

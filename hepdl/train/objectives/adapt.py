@@ -24,6 +24,7 @@ momentary balance between the two players.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -31,9 +32,19 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
+from hepdl.errors import ConfigError, InputError
 from hepdl.models.domain_adversarial import reversal_schedule
 from hepdl.train.data import BatchFetcher, dataset_array
-from hepdl.train.objectives import Classify
+from hepdl.train.objectives.base import (
+    classes_of,
+    model_inputs_of,
+    register_objective,
+    wrapped_model,
+)
+from hepdl.train.objectives.classify import Classify
+
+if TYPE_CHECKING:
+    from hepdl.train.settings import TrainSettings
 
 #: label given to every data entry in the training set (never a class index)
 NO_LABEL = -1
@@ -114,7 +125,7 @@ def balanced_domain_loss(domain_logit: torch.Tensor, domain: torch.Tensor) -> to
     return torch.stack(terms).mean()
 
 
-class _ReversalRamp:
+class ReversalRamp:
     """The gradient-reversal strength of an adversarial objective, ramped with training progress."""
 
     lambda_max: float
@@ -122,7 +133,6 @@ class _ReversalRamp:
     progress: float = 0.0
 
     def set_progress(self, progress: float) -> None:
-        """Training progress in [0, 1] (epochs done, with fractions); the engine calls it before every batch."""
         self.progress = float(progress)
 
     @property
@@ -130,7 +140,8 @@ class _ReversalRamp:
         return reversal_schedule(self.progress, self.lambda_max, self.gamma)
 
 
-class Adapt(_ReversalRamp, Classify):
+@register_objective
+class Adapt(ReversalRamp, Classify):
     """Domain-adversarial classification (DANN) of a :class:`~hepdl.models.DomainAdversarial` model.
 
     Args:
@@ -141,12 +152,43 @@ class Adapt(_ReversalRamp, Classify):
     """
 
     name = "adapt"
+    uses_data_sample = True
 
     def __init__(self, input_key: str | Sequence[str], n_classes: int = 2, *, lambda_max: float = 1.0,
                  gamma: float = 10.0) -> None:
         super().__init__(input_key, n_classes)
         self.lambda_max, self.gamma = float(lambda_max), float(gamma)
         self.input_keys = (*self.model_inputs, "label", "domain")
+
+    @classmethod
+    def build_model(cls, settings: TrainSettings, meta: Mapping[str, Any], n_classes: int, where: str) -> nn.Module:
+        """A ``domain_adversarial`` model; a plain model config is wrapped as its base."""
+        return wrapped_model(settings, "domain_adversarial", meta, n_classes, where)
+
+    @classmethod
+    def training_set(cls, train_set: Dataset, data_shards: Sequence[str] | None, arrays: Sequence[str]) -> Dataset:
+        """Simulation's training entries followed by the data shards' train split, read without ``label``."""
+        from hepdl.represent.torch_dataset import PreparedDataset
+
+        if not data_shards:
+            raise ConfigError("objective 'adapt': give the data sample's prepared shards (--data-shards)")
+        # the data sample's labels are not even opened: the adversary needs only which domain an entry is in
+        data = PreparedDataset(list(data_shards), "train", [a for a in arrays if a != "label"])
+        if data.meta.get("spec") != train_set.meta.get("spec"):
+            raise InputError(f"{data_shards[0]}: its representation spec differs from the simulation shards'; "
+                             "prepare both samples with the same settings")
+        if len(data) == 0:
+            raise InputError(f"{data_shards[0]}: the data sample's train split is empty")
+        return DomainDataset(train_set, data)
+
+    @classmethod
+    def for_model(cls, model: nn.Module, settings: TrainSettings | None) -> Adapt:
+        from hepdl.models import DomainAdversarial
+
+        if not isinstance(model, DomainAdversarial):
+            raise ValueError(f"objective 'adapt' needs a domain_adversarial model, not {type(model).__name__}")
+        ramp = {} if settings is None else {"lambda_max": settings.domain_lambda_max, "gamma": settings.domain_gamma}
+        return cls(model_inputs_of(model), classes_of(model), **ramp)
 
     def _label_loss(self, logits: torch.Tensor, label: torch.Tensor, sim: torch.Tensor,
                     weight: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -179,39 +221,3 @@ class Adapt(_ReversalRamp, Classify):
         label_loss, accuracy = self._label_loss(logits, batch["label"], sim, batch.get("sample_weight"))
         return label_loss, {"accuracy": accuracy}
 
-
-class Decorrelate(_ReversalRamp, Classify):
-    """Classification decorrelated from jet mass by an adversary (objective "decorrelate").
-
-    Loss per training batch: the label loss (all entries, event-weighted) plus the adversary's
-    cross entropy for the mass bin of the background entries (label 0), the adversary behind a
-    gradient reversal ramped as for "adapt". Validation loss: the label loss alone (the
-    adversary's loss is a game value, not a quality). Batches need ``jet_mass``.
-    """
-
-    name = "decorrelate"
-
-    def __init__(self, input_key: str | Sequence[str], *, lambda_max: float = 1.0, gamma: float = 10.0) -> None:
-        super().__init__(input_key, 2)
-        self.lambda_max, self.gamma = float(lambda_max), float(gamma)
-        self.input_keys = (*self.model_inputs, "label", "jet_mass")
-
-    def loss(self, model: nn.Module, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        if not model.training or "jet_mass" not in batch:
-            return super().loss(model, batch)
-        inputs = [batch[k] for k in self.model_inputs]
-        logits, mass_logits = model(*inputs, adversary_lambda=self.current_lambda)
-        logits = logits.float()
-        label = batch["label"]
-        per_entry = F.binary_cross_entropy_with_logits(logits, label.float(), reduction="none")
-        w = batch.get("sample_weight")
-        label_loss = (per_entry * w).mean() if w is not None else per_entry.mean()
-        background = label == 0
-        target = getattr(model, "module", model).mass_bin(batch["jet_mass"])
-        if bool(background.any()):
-            adv_loss = F.cross_entropy(mass_logits.float()[background], target[background])
-        else:
-            adv_loss = mass_logits.sum() * 0.0
-        correct = (logits > 0) == (label == 1)
-        return label_loss + adv_loss, {"accuracy": correct.float().mean(), "label_loss": label_loss.detach(),
-                                       "adversary_loss": adv_loss.detach()}
