@@ -1,8 +1,8 @@
 """hepdl: deep learning for particle-physics analyses.
 
 Read events from ROOT files under logical field names, build jet images and
-other representations, train and apply classifiers, write scores back as
-friend trees, export to ONNX. The Snakemake workflow calls the same functions through the
+other representations, train models (``train_model``) and apply them, write
+scores back as friend trees, export to ONNX. The Snakemake workflow calls the same functions through the
 ``hepdl`` command.
 """
 
@@ -22,15 +22,16 @@ __all__ = [
     "export_onnx",
     "iterate_events",
     "jet_images",
-    "jet_representation",
     "load_model",
-    "neutrino_representation",
     "nsubjettiness",
     "pixel_maps",
     "prepare_file",
     "read_events",
+    "representation",
+    "resolve_spec",
     "score_file",
     "track_sequences",
+    "train_model",
     "write_friend",
     "write_tree",
 ]
@@ -40,8 +41,8 @@ __all__ = [
 _LAZY = {
     "PreparedDataset": "hepdl.represent",
     "jet_images": "hepdl.represent",
-    "jet_representation": "hepdl.represent",
-    "neutrino_representation": "hepdl.represent",
+    "representation": "hepdl.represent",
+    "resolve_spec": "hepdl.represent",
     "nsubjettiness": "hepdl.represent",
     "pixel_maps": "hepdl.represent",
     "prepare_file": "hepdl.represent",
@@ -50,6 +51,7 @@ _LAZY = {
     "load_model": "hepdl.scoring",
     "score_file": "hepdl.scoring",
     "export_onnx": "hepdl.onnx_export",
+    "train_model": "hepdl.train.training_run",
 }
 
 

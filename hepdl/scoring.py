@@ -26,14 +26,12 @@ from hepdl.errors import ConfigError, HepdlError, InputError
 from hepdl.io.read import DEFAULT_STEP_SIZE, ChunkSource, apply_cut, iterate_events, open_tree
 from hepdl.io.write import TreeWriter
 from hepdl.models.model_file import load_model_file
-from hepdl.represent.representations import representation, spec_fields
+from hepdl.represent.representations import optional_input_fields, representation, spec_fields
 from hepdl.train.device import choose_device
 
 #: Entries per slice when scoring an in-memory awkward array (bounds the image memory:
 #: 10k jets x 3 x 32 x 32 float32 is 120 MB).
 ARRAY_SLICE = 10_000
-#: Fields a representation may carry along that are never model inputs (truth, weights).
-_NOT_INPUTS = ("label", "weight", "nu_energy")
 _BRANCH = re.compile(r"[^A-Za-z0-9_]")
 
 
@@ -56,7 +54,7 @@ class TrainedModel:
         module: the torch module (eval mode, on ``device``).
         classes: class names in output order, e.g. ``["background", "signal"]``.
         inputs: the prepared arrays the module reads, e.g. ``["jet_images"]``.
-        task: ``"jets"`` or ``"neutrino"``.
+        task: the task's name (:mod:`hepdl.tasks`).
         representation: ``{"spec": ..., "fields": ..., "feature_names": ...}`` from training.
         info: everything in the model file but the weights (architecture, provenance, metrics).
         device: where batches are evaluated.
@@ -68,9 +66,7 @@ class TrainedModel:
         self.device = device
         self.path = path
         self.classes: list[str] = list(info["classes"])
-        # a multi-input model names its arrays in forward()'s order (input_keys); older model
-        # files list only the first of them under "inputs"
-        self.inputs: list[str] = list(getattr(module, "input_keys", None) or info["inputs"])
+        self.inputs: list[str] = list(module.input_keys)
         self.task: str = str(info["task"])
         self.representation: dict[str, Any] = dict(info["representation"])
         spec = self.representation.get("spec") or {}
@@ -98,8 +94,8 @@ class TrainedModel:
         """Logical -> branch mapping for reading input: the stored one, updated with ``fields``.
 
         Only the fields the model's inputs are built from are read (no label, no weight,
-        so real data without truth scores as well); the optional track details
-        (``trk_d0``...) only if the model reads track sequences and was trained with them.
+        so real data without truth scores as well); optional details a representation reads
+        (e.g. the track impact parameters) only if the model reads its arrays and was trained with them.
         """
         spec = self.representation["spec"]
         required, optional = spec_fields(spec)
@@ -109,10 +105,9 @@ class TrainedModel:
         if unknown:
             raise ConfigError(f"fields: unknown logical fields {unknown}; this model reads {list(required)}")
         mapping = {f: override.get(f, stored.get(f, f)) for f in required}
-        if "tracks" in self.inputs:
-            for f in optional:
-                if f not in _NOT_INPUTS and (f in stored or f in override):
-                    mapping[f] = override.get(f, stored.get(f, f))
+        for f in optional_input_fields(spec, self.inputs):
+            if f in stored or f in override:
+                mapping[f] = override.get(f, stored.get(f, f))
         return mapping
 
     def default_tree(self) -> str:
@@ -205,8 +200,7 @@ class TrainedModel:
                 events = ak.zip({logical: events[b] for logical, b in fields.items()}
                                 | {f: events[f] for f in events.fields if f not in fields and f not in fields.values()},
                                 depth_limit=1)
-            needed = [f for f in self.field_mapping() if f not in _NOT_INPUTS]
-            missing = [f for f in needed if f not in events.fields]
+            missing = [f for f in self.field_mapping() if f not in events.fields]
             if missing:
                 raise InputError(f"awkward array lacks the logical fields {missing}; it has {events.fields}")
             events = events[[f for f in self.field_mapping() if f in events.fields]]

@@ -12,7 +12,7 @@ from hepdl.bdt import BDTSettings, load_bdt, predict_bdt, save_bdt, select_featu
 from hepdl.cli import main
 from hepdl.errors import ConfigError, InputError
 from hepdl.evaluate.metrics import auc
-from hepdl.evaluate.results import load_scores
+from hepdl.result_files import load_scores
 
 NAMES = ["mass", "tau21", "noise"]
 FAST = BDTSettings(n_estimators=60, max_depth=3, early_stopping_rounds=5)
@@ -179,7 +179,7 @@ def test_cli_bdt_errors(tmp_path, capsys):
     assert main(argv) == 2
     assert "unknown feature" in capsys.readouterr().err
     assert (
-        main(["bdt", "--shards", str(tmp_path), "--output", str(tmp_path / "o"), "--seed", "1"])
+        main(["bdt", "--shards", str(tmp_path / "o"), "--output", str(tmp_path / "o"), "--seed", "1"])
         == 2
     )
     assert "meta.json" in capsys.readouterr().err

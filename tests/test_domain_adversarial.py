@@ -103,7 +103,7 @@ def test_domain_adversarial_forward_is_the_base_models():
     assert dom.shape == (7,)
     assert model.body is model.base.body and model.head is model.base.head
     assert model.input_key == "jet_images" and model.body_dim == 8
-    assert model.config["base"]["name"] == "jet_cnn" and model.config["domain_hidden"] == [16]
+    assert model.config["base"]["name"] == "jet_cnn" and model.config["domain_hidden"] == 16  # as given
 
 
 def test_domain_adversarial_refuses_a_model_without_body():

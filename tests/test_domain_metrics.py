@@ -106,9 +106,9 @@ def test_domain_evaluate_cli_writes_json_and_plots(tmp_path):
         save_model(paths[name], model, architecture=model.config, representation={}, inputs=["jet_images"],
                    task="jets", classes=["background", "signal"], provenance={})
     out = tmp_path / "out"
-    rc = main(["domain", "evaluate", "--models", f"cnn={paths['cnn']}", f"dann={paths['dann']}",
+    rc = main(["evaluate", "domain", "--models", f"cnn={paths['cnn']}", f"dann={paths['dann']}",
                "--sim-shards", str(tmp_path / "sim"), "--data-shards", str(tmp_path / "data"),
-               "--task", "jets", "--output", str(out)])
+               "--seed", "0", "--output", str(out)])
     assert rc == 0
     result = json.loads((out / "domain.json").read_text())
     assert result["task"] == "jets" and result["model"] == "domain"
@@ -118,8 +118,8 @@ def test_domain_evaluate_cli_writes_json_and_plots(tmp_path):
         assert (out / f"scores_{name}.png").stat().st_size > 1000
     assert (out / "domain_scores.png").stat().st_size > 1000
     assert result["cnn_n_sim"] == 80 and result["cnn_n_data"] == 80  # the test split only
-    assert main(["domain", "evaluate", "--models", "cnn", "--sim-shards", str(tmp_path / "sim"),
-                 "--data-shards", str(tmp_path / "data"), "--output", str(out)]) == 2
+    assert main(["evaluate", "domain", "--models", "cnn", "--sim-shards", str(tmp_path / "sim"),
+                 "--data-shards", str(tmp_path / "data"), "--seed", "0", "--output", str(out)]) == 2
 
 
 def test_reweight_pt_applies_to_the_aucs_only():

@@ -10,7 +10,7 @@ import pytest
 
 from hepdl.cli import main
 from hepdl.evaluate import metrics
-from hepdl.evaluate.results import save_scores
+from hepdl.result_files import save_scores
 
 CLASSES = ["numu_cc", "nue_cc", "nc"]
 
@@ -54,6 +54,8 @@ def test_evaluate_binary_and_summary(tmp_path):
             [
                 "evaluate",
                 "binary",
+                "--task",
+                "jets",
                 "--scores",
                 str(tmp_path / "a.npz"),
                 str(tmp_path / "b.npz"),
@@ -91,6 +93,8 @@ def test_evaluate_binary_and_summary(tmp_path):
             [
                 "evaluate",
                 "multiclass",
+                "--task",
+                "neutrino",
                 "--scores",
                 str(tmp_path / "m.npz"),
                 "--names",
@@ -143,6 +147,8 @@ def test_evaluate_errors(tmp_path, capsys):
             [
                 "evaluate",
                 "binary",
+                "--task",
+                "jets",
                 "--scores",
                 str(tmp_path / "a.npz"),
                 "--names",
@@ -160,6 +166,8 @@ def test_evaluate_errors(tmp_path, capsys):
             [
                 "evaluate",
                 "binary",
+                "--task",
+                "jets",
                 "--scores",
                 str(tmp_path / "nope.npz"),
                 "--names",
@@ -176,6 +184,8 @@ def test_evaluate_errors(tmp_path, capsys):
             [
                 "evaluate",
                 "multiclass",
+                "--task",
+                "neutrino",
                 "--scores",
                 str(tmp_path / "a.npz"),
                 "--names",
@@ -209,8 +219,7 @@ def _write_shard(directory, arrays, task, spec):
 
 
 def test_evaluate_images_display_curves(tmp_path, monkeypatch):
-    from hepdl.cli import evaluate as cli_evaluate
-    from hepdl.evaluate import plots
+    from hepdl.evaluate import plots, task_plots
 
     rng = np.random.default_rng(0)
     n = 50
@@ -230,7 +239,7 @@ def test_evaluate_images_display_curves(tmp_path, monkeypatch):
         return real(sums, counts, *a, **kw)
 
     monkeypatch.setattr(plots, "plot_mean_images", spy)
-    monkeypatch.setattr(cli_evaluate, "_IMAGE_CHUNK", 7)  # several chunks must add up
+    monkeypatch.setattr(task_plots, "_IMAGE_CHUNK", 7)  # several chunks must add up
     out = tmp_path / "o"
     assert (
         main(
@@ -353,6 +362,8 @@ def test_evaluate_domain(tmp_path):
                 [
                     "evaluate",
                     "domain",
+                    "--array",
+                    "expert",
                     "--sim-shards",
                     str(tmp_path / "sim"),
                     "--data-shards",
@@ -377,6 +388,8 @@ def test_evaluate_domain(tmp_path):
             [
                 "evaluate",
                 "domain",
+                "--array",
+                "expert",
                 "--sim-shards",
                 str(tmp_path / "sim"),
                 "--data-shards",
@@ -406,7 +419,7 @@ def test_evaluate_binary_reweight_pt_removes_the_pt_difference(tmp_path, capsys)
     save_scores(tmp_path / "pt.npz", {"score": pt / 1000, "label": label, "weight": np.ones(n, np.float32),
                                       "jet_pt": pt})
     out = tmp_path / "eval"
-    argv = ["evaluate", "binary", "--scores", str(tmp_path / "pt.npz"), "--names", "pt", "--output", str(out)]
+    argv = ["evaluate", "binary", "--task", "jets", "--scores", str(tmp_path / "pt.npz"), "--names", "pt", "--output", str(out)]
     assert main([*argv, "--reweight", "pt"]) == 0
     result = json.loads((out / "pt.json").read_text())
     assert result["auc_unweighted"] > 0.8
@@ -415,6 +428,6 @@ def test_evaluate_binary_reweight_pt_removes_the_pt_difference(tmp_path, capsys)
     plain = json.loads((out / "pt.json").read_text())
     assert plain["auc"] == pytest.approx(result["auc_unweighted"]) and "auc_unweighted" not in plain
     save_scores(tmp_path / "no_pt.npz", {"score": pt, "label": label, "weight": np.ones(n, np.float32)})
-    assert main(["evaluate", "binary", "--scores", str(tmp_path / "no_pt.npz"), "--names", "x", "--output",
+    assert main(["evaluate", "binary", "--task", "jets", "--scores", str(tmp_path / "no_pt.npz"), "--names", "x", "--output",
                  str(out), "--reweight", "pt"]) != 0
     assert "no_pt.npz: --reweight pt needs the jet_pt array" in capsys.readouterr().err

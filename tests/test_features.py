@@ -13,12 +13,15 @@ import torch
 import uproot
 
 from hepdl.autoencode.features import encode, feature_names, pca_projection
-from hepdl.autoencode.label_efficiency import repeat_to_steps
 from hepdl.cli import main
 from hepdl.models import load_model_file
 from hepdl.models.jet_cnn import JetCNN
 from hepdl.represent import PreparedDataset
-from hepdl.train.selection import select_training_entries
+from hepdl.train.selection import (
+    repeat_to_steps,
+    select_training_entries,
+    select_validation_entries,
+)
 from hepdl.train.settings import TrainSettings
 
 torch.set_num_threads(1)
@@ -50,7 +53,7 @@ def write_shard(path, n: int, seed: int, *, unlabelled: bool = False) -> dict[st
         np.save(os.path.join(path, f"{k}.npy"), v)
     meta = {"format": "hepdl-prepared-v1", "task": "jets", "n_entries": n,
             "arrays": {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in arrays.items()},
-            "feature_names": {"expert": EXPERT}, "spec": {"task": "jets", "image": {"size": [8, 8], "channels": CHANNELS},
+            "feature_names": {"expert": EXPERT, "jet_images": CHANNELS}, "spec": {"task": "jets", "image": {"size": [8, 8], "channels": CHANNELS},
                                                          "expert": {"features": EXPERT}},
             "fields": {}, "source": {"path": f"{os.path.basename(path)}.root", "domain": "data" if unlabelled else "sim"},
             "split": {"seed": seed}}
@@ -94,9 +97,9 @@ def test_features_aligned_with_events_and_bdt_reads_them(trained, tmp_path):
     _, shards, arrays, out = trained
     feat = tmp_path / "feat"
     assert main(["features", "--model", str(out / "model.pt"), "--shards", *shards, "--output", str(feat),
-                 "--with-expert", "--friend", "--plots", str(tmp_path / "plots")]) == 0
+                 "--friend", "--plots", str(tmp_path / "plots")]) == 0
     model, _ = load_model_file(out / "model.pt")
-    names = feature_names(model, CHANNELS) + EXPERT
+    names = feature_names(model, CHANNELS)
     for shard, a in zip(shards, arrays, strict=True):
         fdir = feat / os.path.basename(shard)
         meta = json.loads((fdir / "meta.json").read_text())
@@ -104,10 +107,10 @@ def test_features_aligned_with_events_and_bdt_reads_them(trained, tmp_path):
         table = np.load(fdir / "ae_features.npy")
         n = len(a["label"])
         assert table.shape == (n, len(names)) and meta["n_entries"] == n
-        # same entries, same order: row i is the encoding of input entry i, expert columns copied
-        np.testing.assert_allclose(table[:, : -len(EXPERT)], encode(model, a["jet_images"]), rtol=1e-4, atol=1e-6)
-        np.testing.assert_array_equal(table[:, -len(EXPERT):], a["expert"])
-        for key in ("label", "weight", "split", "jet_pt", "jet_mass"):
+        # same entries, same order: row i is the encoding of input entry i; the tables copied beside it
+        np.testing.assert_allclose(table, encode(model, a["jet_images"]), rtol=1e-4, atol=1e-6)
+        assert meta["feature_names"]["expert"] == EXPERT and "jet_images" not in meta["arrays"]
+        for key in ("label", "weight", "split", "jet_pt", "jet_mass", "expert"):
             np.testing.assert_array_equal(np.load(fdir / f"{key}.npy"), a[key])
         with uproot.open(fdir / "ae_features.root") as f:
             tree = f["ae_features"]
@@ -121,13 +124,15 @@ def test_features_aligned_with_events_and_bdt_reads_them(trained, tmp_path):
     np.testing.assert_allclose(t[:, [i(f"recon_mse_{c}") for c in CHANNELS]].mean(1), t[:, i("recon_mse")], rtol=1e-4)
     for png in ("ae_average_images.png", "ae_latent_pca.png", "ae_reconstruction_error.png"):
         assert (tmp_path / "plots" / png).stat().st_size > 1000
-    # XGBoost on the autoencoder features, split taken over from the prepared shards
+    # XGBoost on the autoencoder features and the expert variables side by side, split taken over
     sim = [str(feat / "prep_0"), str(feat / "prep_1")]
-    assert main(["bdt", "--shards", *sim, "--array", "ae_features", "--output", str(tmp_path / "bdt"), "--seed", "1",
-                 "--n-estimators", "30"]) == 0
+    assert main(["bdt", "--shards", *sim, "--array", "ae_features", "expert", "--output", str(tmp_path / "bdt"),
+                 "--seed", "1", "--n-estimators", "30"]) == 0
     scores = np.load(tmp_path / "bdt" / "test_scores.npz")
     test = PreparedDataset([shards[0], shards[1]], "test", ("label",))
     np.testing.assert_array_equal(scores["label"], test.numpy("label"))
+    info = json.loads((tmp_path / "bdt" / "bdt.info.json").read_text())
+    assert info["feature_names"] == names + EXPERT
 
 
 def test_features_refuse_non_autoencoder_and_leave_nothing(trained, tmp_path):
@@ -162,16 +167,19 @@ def test_train_cli_init_body_from_and_anomaly_mode(trained, tmp_path, capsys):
     assert "test_anomaly_auc" in info["metrics"]
 
 
-def test_matched_validation_draws_a_seeded_subset_of_its_size(trained):
-    from hepdl.autoencode.label_efficiency import matched_validation
-
+def test_validation_subset_is_a_seeded_draw_of_its_size(trained):
     _, shards, _, _ = trained
     val = PreparedDataset(shards[:2], "validation", ("label",))
-    a, b = matched_validation(val, 20, seed=3), matched_validation(val, 20, seed=3)
+
+    def draw(size, seed):
+        return select_validation_entries(val, TrainSettings(max_validation_entries=size, seed=seed))
+
+    a, b = draw(20, 3), draw(20, 3)
     assert len(a) == 20 and np.array_equal(a.indices, b.indices)  # the same seed, the same jets
     assert len(np.unique(a.indices)) == 20 and a.indices.max() < len(val)
-    assert not np.array_equal(matched_validation(val, 20, seed=4).indices, a.indices)
-    assert matched_validation(val, len(val) + 1, seed=3) is val  # the whole split when it is not larger
+    assert not np.array_equal(draw(20, 4).indices, a.indices)
+    assert draw(len(val) + 1, 3) is val  # the whole split when it is not larger
+    assert select_validation_entries(val, TrainSettings()) is val
 
 
 def test_label_efficiency_needs_jet_pt_to_reweight(trained, tmp_path, capsys):
@@ -244,7 +252,12 @@ def test_small_training_sets_are_repeated_up_to_the_minimum_steps(trained):
     assert np.array_equal(np.unique(repeated.indices), subset.indices)
     assert np.all(np.bincount(repeated.indices)[subset.indices] == 3)
     assert repeat_to_steps(subset, batch_size=8, epochs=2, min_steps=2) is subset
-    assert repeat_to_steps(full, batch_size=8, epochs=2, min_steps=10**6) is full
+    assert repeat_to_steps(full, batch_size=8, epochs=2, min_steps=1) is full
+    whole = repeat_to_steps(full, batch_size=8, epochs=1, min_steps=len(full))  # a whole split is repeated too
+    assert len(whole) == 8 * len(full) and np.all(np.bincount(whole.indices) == 8)
+    # the setting does the same inside select_training_entries
+    assert len(select_training_entries(full, TrainSettings(max_train_entries=10, seed=3, batch_size=8, epochs=2,
+                                                            min_steps=6))) == 30
 
 
 def test_pretrained_body_learns_at_its_own_rate():

@@ -9,10 +9,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "hepdl"
 #: DESIGN.md's layers, top (imported by all below) to bottom, with the modules it does not
 #: name placed where their imports put them: scoring (and the ONNX export built on it) applies
 #: trained models, autoencode holds the autoencoder stages (features, label-efficiency study).
-LAYERS = ["io", "generate", "represent", "models", "train", "scoring", "onnx_export", "bdt", "evaluate",
+LAYERS = ["tasks", "io", "generate", "represent", "models", "train", "scoring", "onnx_export", "bdt", "evaluate",
           "autoencode", "cli"]
 #: Helpers every layer may use; they import no layer themselves.
-UTILITIES = {"errors", "atomic", "figures", "config"}
+UTILITIES = {"errors", "atomic", "figures", "config", "stats", "result_files", "plugins"}
 
 
 def imported_packages(path: Path) -> set[str]:

@@ -163,7 +163,7 @@ def test_multiclass_metrics_and_validation_cut():
         )
     val_probs, val_label = _neutrino_sample(seed=9)
     cut = m.best_selection_cut(val_probs, val_label)["cut"]
-    applied = m.multiclass_metrics(probs, label, classes, nue_cut=cut)
+    applied = m.multiclass_metrics(probs, label, classes, signal_cut=cut)
     assert applied["nue_cc_cut"] == cut
     assert applied["nue_cc_efficiency"] * applied["nue_cc_purity"] <= (
         out["nue_cc_efficiency"] * out["nue_cc_purity"] + 1e-12

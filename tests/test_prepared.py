@@ -15,10 +15,10 @@ from hepdl.errors import ConfigError, InputError
 from hepdl.io import read_events, write_tree
 from hepdl.represent import (
     PreparedDataset,
-    default_jet_spec,
-    jet_representation,
+    default_spec,
     load_meta,
     prepare_file,
+    representation,
     resolve_spec,
 )
 from hepdl.represent.split import assign_split
@@ -68,9 +68,9 @@ def test_shard_round_trip_matches_library_function(jet_file, tmp_path):
     assert load_meta(out) == json.loads(json.dumps(meta))
     assert meta["format"] == "hepdl-prepared-v1" and meta["n_entries"] == 300
     assert meta["source"]["domain"] == "sim" and meta["source"]["entries"] == 300
-    assert meta["spec"] == default_jet_spec() and meta["fields"]["label"] == "label"
+    assert meta["spec"] == default_spec("jets") and meta["fields"]["label"] == "label"
     assert meta["feature_names"]["expert"][:2] == ["mass", "tau1"]
-    expected = jet_representation(read_events(jet_file, "events", JET_FIELDS), meta["spec"])
+    expected = representation(read_events(jet_file, "events", JET_FIELDS), meta["spec"])
     for name, info in meta["arrays"].items():
         arr = np.load(os.path.join(out, f"{name}.npy"), mmap_mode="r")
         assert list(arr.shape) == info["shape"] and str(arr.dtype) == info["dtype"]

@@ -16,7 +16,7 @@ from toy_trained_models import RENAMED, train_toy_model, write_toy_file
 
 import hepdl
 from hepdl.errors import HepdlError, InputError
-from hepdl.models import JetCNN, save_model
+from hepdl.models import TwoViewCVN, save_model
 from hepdl.represent import resolve_spec
 from hepdl.scoring import load_model, score_file
 
@@ -163,7 +163,7 @@ def test_multiclass_model_writes_one_branch_per_class(tmp_path):
 
     generate_neutrino(tmp_path / "nu.root", n_events=40, seed=3, progress=False)
     spec = resolve_spec("neutrino", {"pixel_map": {"planes": 20, "cells": 16}})
-    net = JetCNN(in_channels=2, channels=[4], head=[], n_outputs=3, seed=2)
+    net = TwoViewCVN(channels=[4], stem_channels=4, head=[], n_outputs=3, seed=2)
     classes = ["numu_cc", "nue_cc", "nc"]
     save_model(tmp_path / "nu.pt", net, architecture=net.config, inputs=["pixel_maps"], task="neutrino",
                classes=classes, provenance={"sources": [{"tree": "events"}]},

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from hepdl.errors import ConfigError
-from hepdl.represent import jet_representation, resolve_spec
+from hepdl.represent import representation, resolve_spec
 from hepdl.represent.trimming import trim_jets, trim_masks
 
 fastjet = pytest.importorskip("fastjet")
@@ -95,14 +95,14 @@ def test_toy_jets_exact_and_track_association():
 
 
 def test_representation_trims_when_asked(generated):
-    trimmed = jet_representation(generated, resolve_spec("jets", {"trim": {"f_cut": 0.05}}))
-    plain = jet_representation(generated, resolve_spec("jets"))
+    trimmed = representation(generated, resolve_spec("jets", {"trim": {"f_cut": 0.05}}))
+    plain = representation(generated, resolve_spec("jets"))
     n_constituents = 7  # index in EXPERT_FEATURES
     assert (trimmed["expert"][:, n_constituents] <= plain["expert"][:, n_constituents]).all()
     assert trimmed["expert"][:, 0].mean() < plain["expert"][:, 0].mean()  # trimmed mass is lower
     # a spec without the key (a model file from before trimming existed) means untrimmed
     old = {k: v for k, v in resolve_spec("jets", {"trim": {"f_cut": 0.05}}).items() if k != "trim"}
-    np.testing.assert_array_equal(jet_representation(generated, old)["jet_images"], plain["jet_images"])
+    np.testing.assert_array_equal(representation(generated, old)["jet_images"], plain["jet_images"])
     chunk = trim_jets(generated)
     assert ak.all(ak.num(chunk["calo_eta"]) == ak.num(chunk["calo_e"]))
     assert ak.all(ak.num(chunk["trk_pt"]) == ak.num(chunk["trk_z0"]))

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from hepdl.errors import HepdlError
 
 # Order is the order of the pipeline; ``hepdl --help`` lists them so.
-STAGES = ("generate", "inspect", "prepare", "train", "features", "label_efficiency", "bdt", "evaluate", "domain", "summary", "score", "export")
+STAGES = ("generate", "inspect", "prepare", "train", "features", "label_efficiency", "bdt", "evaluate", "summary", "score", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:

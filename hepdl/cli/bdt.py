@@ -17,8 +17,6 @@ import numpy as np
 from hepdl.errors import InputError
 
 SPLITS = ("train", "validation", "test")
-# Per-entry arrays copied into the scores files when the dataset has them
-PASSTHROUGH = ("jet_pt", "jet_mass", "nu_energy")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -30,7 +28,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--shards", nargs="+", required=True, help="prepared-dataset shard directories")
     p.add_argument(
-        "--array", default="expert", help="(N, F) feature array of the shards (default: expert)"
+        "--array", nargs="+", default=["expert"],
+        help="(N, F) feature arrays of the shards, side by side (default: expert)",
     )
     p.add_argument(
         "--features",
@@ -47,12 +46,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", required=True, help="output directory")
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--threads", type=int, default=1, help="XGBoost threads")
-    p.add_argument(
-        "--num-classes",
-        type=int,
-        default=None,
-        help="classes (default: 2 for the jets task, else 1 + the largest label)",
-    )
     p.add_argument("--n-estimators", type=int, default=400)
     p.add_argument("--max-depth", type=int, default=4)
     p.add_argument("--learning-rate", type=float, default=0.1)
@@ -89,30 +82,47 @@ def read_splits(
     return out, meta
 
 
+def feature_table(part: dict[str, np.ndarray], arrays: Sequence[str], meta: dict, where: str
+                  ) -> tuple[np.ndarray, list[str]]:
+    """The named arrays of one split side by side, ``(N, F1 + F2 + ...)``, with their column names."""
+    names: list[str] = []
+    for array in arrays:
+        columns = meta.get("feature_names", {}).get(array)
+        if columns is None:
+            raise InputError(f"{where}/meta.json: no feature_names[{array!r}]")
+        names += list(columns)
+    if len(set(names)) != len(names):
+        raise InputError(f"{where}: arrays {list(arrays)} repeat a column name ({names})")
+    return np.concatenate([np.asarray(part[a], dtype=np.float32) for a in arrays], axis=1), names
+
+
 def run(args: argparse.Namespace) -> int:
     from hepdl.bdt import BDTSettings, predict_bdt, save_bdt, select_features, train_bdt
     from hepdl.bdt.boosted_trees import settings_dict
-    from hepdl.evaluate.results import save_scores
+    from hepdl.represent.prepared import find_shards
+    from hepdl.result_files import save_scores
+    from hepdl.tasks import get_task
+    from hepdl.train.training_run import shard_targets
 
-    wanted = [args.array, "label", "weight", *PASSTHROUGH, "jet_eta"]
+    args.shards = find_shards(args.shards)
+    probe_meta = read_splits(args.shards, [], ("train",))[1]
+    task = get_task(probe_meta["task"])
+    wanted = [*args.array, "label", "weight", *task.score_columns, *task.kinematics]
     data, meta = read_splits(args.shards, wanted)
-    for need in (args.array, "label"):
+    for need in (*args.array, "label"):
         if need not in data["train"]:
             raise InputError(f"{args.shards[0]}: prepared dataset has no {need!r} array")
-    names = meta.get("feature_names", {}).get(args.array)
-    if names is None:
-        raise InputError(f"{args.shards[0]}/meta.json: no feature_names[{args.array!r}]")
-    task = meta.get("task", "jets")
     for part in data.values():
-        part["x"], used = select_features(part[args.array], names, args.features)
+        table, names = feature_table(part, args.array, meta, args.shards[0])
+        part["x"], used = select_features(table, names, args.features)
         part["label"] = np.asarray(part["label"], dtype=np.int64)
         n = len(part["label"])
         part["weight"] = np.asarray(part.get("weight", np.ones(n)), dtype=np.float32)
     train, val = data["train"], data["validation"]
     w_train, w_val = train["weight"], val["weight"]
     if args.reweight != "none":
-        w_train, w_val = _reweighted(args, train, val)
-    n_classes = args.num_classes or (2 if task == "jets" else int(train["label"].max()) + 1)
+        w_train, w_val = _reweighted(args, task.kinematics, train, val)
+    n_classes = shard_targets(meta).count(train["label"], args.shards[0])
     settings = BDTSettings(
         n_estimators=args.n_estimators,
         max_depth=args.max_depth,
@@ -140,13 +150,13 @@ def run(args: argparse.Namespace) -> int:
             "label": part["label"],
             "weight": part["weight"],
         }
-        out |= {k: part[k] for k in PASSTHROUGH if k in part}
+        out |= {k: part[k] for k in task.score_columns if k in part}
         save_scores(os.path.join(args.output, fname), out)
     if args.data_shards:
-        _score_data(booster, args, names, used, save_scores)
+        _score_data(booster, args, task.score_columns, used, save_scores)
     info = {
-        "task": task,
-        "array": args.array,
+        "task": task.name,
+        "arrays": list(args.array),
         "n_classes": n_classes,
         "seed": args.seed,
         "settings": settings_dict(settings),
@@ -164,17 +174,20 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _reweighted(args: argparse.Namespace, train: dict, val: dict) -> tuple[np.ndarray, np.ndarray]:
+def _reweighted(args: argparse.Namespace, kinematics: Sequence[str], train: dict, val: dict
+                ) -> tuple[np.ndarray, np.ndarray]:
     """Train and validation weights times the background-to-signal spectrum factors (fitted on train)."""
     from hepdl.train.reweight import SpectrumReweighter
 
-    keys = ["jet_pt"] + (["jet_eta"] if args.reweight == "pt_eta" else [])
+    keys = list(kinematics[:2] if args.reweight == "pt_eta" else kinematics[:1])
+    if not keys:
+        raise InputError(f"{args.shards[0]}: --reweight {args.reweight}: the task has no kinematics to reweight")
     for key in keys:
         if key not in train:
             raise InputError(f"{args.shards[0]}: --reweight {args.reweight} needs the {key!r} array in the shards")
-    with_eta = args.reweight == "pt_eta"
-    rw = SpectrumReweighter.fit(train["jet_pt"], train["jet_eta"] if with_eta else None, train["label"], train["weight"])
-    return tuple(part["weight"] * rw.weights(part["jet_pt"], part["jet_eta"] if with_eta else None, part["label"])
+    pt, eta = keys[0], keys[1] if len(keys) > 1 else None
+    rw = SpectrumReweighter.fit(train[pt], train[eta] if eta else None, train["label"], train["weight"])
+    return tuple(part["weight"] * rw.weights(part[pt], part[eta] if eta else None, part["label"])
                  for part in (train, val))
 
 
@@ -182,24 +195,19 @@ def _best_iteration(booster) -> int:
     return int(getattr(booster, "best_iteration", booster.num_boosted_rounds() - 1))
 
 
-def _score_data(
-    booster, args: argparse.Namespace, names: Sequence[str], used: list[str], save_scores
-) -> None:
+def _score_data(booster, args: argparse.Namespace, columns: Sequence[str], used: list[str], save_scores) -> None:
     """Score the test split of the data shards; unlabelled data gets label -1."""
     from hepdl.bdt import predict_bdt, select_features
+    from hepdl.represent.prepared import find_shards
 
-    data, meta = read_splits(
-        args.data_shards, [args.array, "label", "weight", *PASSTHROUGH], ("test",)
-    )
+    shards = find_shards(args.data_shards)
+    data, meta = read_splits(shards, [*args.array, "label", "weight", *columns], ("test",))
     part = data["test"]
-    if args.array not in part:
-        raise InputError(f"{args.data_shards[0]}: prepared dataset has no {args.array!r} array")
-    data_names = meta.get("feature_names", {}).get(args.array)
-    if data_names != list(names):
-        raise InputError(
-            f"{args.data_shards[0]}: feature names {data_names} differ from the training shards' {list(names)}"
-        )
-    x, _ = select_features(part[args.array], names, used)
+    missing = [a for a in args.array if a not in part]
+    if missing:
+        raise InputError(f"{shards[0]}: prepared dataset has no {missing[0]!r} array")
+    table, names = feature_table(part, args.array, meta, shards[0])
+    x, _ = select_features(table, names, used)
     n = len(x)
     label = part.get("label")
     out = {
@@ -207,5 +215,5 @@ def _score_data(
         "label": np.full(n, -1, np.int64) if label is None else np.asarray(label, np.int64),
         "weight": np.asarray(part.get("weight", np.ones(n)), np.float32),
     }
-    out |= {k: part[k] for k in PASSTHROUGH if k in part}
+    out |= {k: part[k] for k in columns if k in part}
     save_scores(os.path.join(args.output, "data_scores.npz"), out)

@@ -4,9 +4,10 @@ For every input shard ``S`` writes ``OUTPUT/<basename S>/`` (atomically), itself
 (format hepdl-prepared-v1, same spec, split and entry order) holding:
 
 - ``ae_features`` (N, F) float32: latent code and reconstruction errors (see
-  :mod:`hepdl.autoencode.features`; names in meta.json ``feature_names["ae_features"]``), followed by
-  the expert variables with ``--with-expert``;
-- ``label``, ``weight``, ``split`` and ``jet_pt``/``jet_eta``/``jet_mass``/``nu_energy`` where present, copied;
+  :mod:`hepdl.autoencode.features`; names in meta.json ``feature_names["ae_features"]``);
+- copied from the prepared shard: ``split``, the task's columns (``label``, ``weight``, kinematics)
+  and its tabular arrays (e.g. ``expert``), so that XGBoost can read them beside the code
+  (``hepdl bdt --array ae_features expert``);
 - with ``--friend``, ``ae_features.root``: the same columns as a ROOT tree ``ae_features``, one
   entry per input entry (a friend of the input file's tree).
 
@@ -24,8 +25,6 @@ import sys
 
 import numpy as np
 
-COPIED = ("label", "weight", "split", "jet_pt", "jet_eta", "jet_mass", "nu_energy")
-
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -37,7 +36,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, help="autoencoder model file (hepdl train with objective autoencode)")
     p.add_argument("--shards", nargs="+", required=True, help="prepared shard directories (or directories of them)")
     p.add_argument("--output", required=True, help="output directory: one feature shard per input shard")
-    p.add_argument("--with-expert", action="store_true", help="append the shards' expert variables to ae_features")
     p.add_argument("--friend", action="store_true", help="also write ae_features.root (a friend tree) per shard")
     p.add_argument("--plots", help="directory for pictures of the test split (images, latent space, errors)")
     p.add_argument("--batch-size", type=int, default=1024)
@@ -46,20 +44,31 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def copied_arrays(meta: dict) -> list[str]:
+    """The arrays of a prepared shard that its feature shard carries along: the split, the task's
+    columns and the tables with named columns."""
+    from hepdl.tasks import get_task
+
+    columns = [c.name for c in get_task(meta["task"]).columns]
+    tables = [a for a in meta.get("feature_names", {}) if len(meta["arrays"].get(a, {}).get("shape", ())) == 2]
+    return [a for a in dict.fromkeys(["split", *columns, *tables]) if a in meta["arrays"]]
+
+
 def _check_representation(info: dict, meta: dict, shard: str, model_path: str) -> None:
     from hepdl.errors import InputError
+    from hepdl.represent.representations import producer
 
     want = info.get("representation", {}).get("spec", {})
     key = info["inputs"][0]
     # the image grid/normalisation (or feature list) the autoencoder learned must be the shard's
-    part = "image" if key == "jet_images" else "expert"
+    part = producer(meta["spec"], key).key
     if want.get(part) != meta.get("spec", {}).get(part):
         raise InputError(f"{shard}: representation spec[{part!r}] differs from the one {model_path} was trained on")
     if key not in meta["arrays"]:
         raise InputError(f"{shard}: no {key!r} array, which the autoencoder {model_path} reads")
 
 
-def encode_shard(model, info: dict, shard: str, output: str, *, with_expert: bool, friend: bool,
+def encode_shard(model, info: dict, shard: str, output: str, *, friend: bool,
                  batch_size: int, model_path: str, progress: bool, collect=None) -> dict:
     """Write the feature shard of ``shard`` to ``output`` (atomically); returns its meta.
 
@@ -68,7 +77,6 @@ def encode_shard(model, info: dict, shard: str, output: str, *, with_expert: boo
     from hepdl import __version__
     from hepdl.atomic import atomic_dir
     from hepdl.autoencode.features import encode_blocks, feature_names
-    from hepdl.errors import InputError
     from hepdl.io import TreeWriter
     from hepdl.represent.prepared import load_array, load_meta
 
@@ -76,16 +84,9 @@ def encode_shard(model, info: dict, shard: str, output: str, *, with_expert: boo
     _check_representation(info, meta, shard, model_path)
     key = info["inputs"][0]
     inputs = load_array(shard, key, meta)
-    input_names = meta["spec"]["image"]["channels"] if key == "jet_images" else meta["feature_names"][key]
-    names = feature_names(model, input_names)
-    expert = None
-    if with_expert:
-        if "expert" not in meta["arrays"]:
-            raise InputError(f"{shard}: --with-expert but the shard has no 'expert' array")
-        expert = load_array(shard, "expert", meta)
-        names = names + list(meta["feature_names"]["expert"])
+    names = feature_names(model, meta["feature_names"][key])
     n = int(meta["n_entries"])
-    copied = {c: load_array(shard, c, meta) for c in COPIED if c in meta["arrays"]}
+    copied = {c: load_array(shard, c, meta) for c in copied_arrays(meta)}
 
     with atomic_dir(output) as tmp:
         table_out = np.lib.format.open_memmap(os.path.join(tmp, "ae_features.npy"), mode="w+",
@@ -100,8 +101,6 @@ def encode_shard(model, info: dict, shard: str, output: str, *, with_expert: boo
                                            leave=False, file=sys.stderr, disable=not progress))
             for lo, table, recon in encode_blocks(model, inputs, batch_size, with_reconstruction=True):
                 hi = lo + len(table)
-                if expert is not None:
-                    table = np.concatenate([table, np.asarray(expert[lo:hi], dtype=np.float32)], axis=1)
                 table_out[lo:hi] = table
                 if tree is not None:
                     tree.extend({name: table[:, j] for j, name in enumerate(names)})
@@ -116,10 +115,12 @@ def encode_shard(model, info: dict, shard: str, output: str, *, with_expert: boo
         arrays |= {c: {"shape": list(a.shape), "dtype": str(a.dtype)} for c, a in copied.items()}
         out_meta = {
             "format": meta["format"], "task": meta["task"], "n_entries": n, "arrays": arrays,
-            "feature_names": {"ae_features": names}, "spec": meta["spec"], "fields": meta.get("fields", {}),
+            "feature_names": {"ae_features": names,
+                              **{a: cols for a, cols in meta.get("feature_names", {}).items() if a in copied}},
+            "targets": meta.get("targets"), "spec": meta["spec"], "fields": meta.get("fields", {}),
             "source": meta.get("source", {}), "split": meta.get("split"), "hepdl_version": __version__,
             "autoencoder": {"model": os.path.abspath(model_path), "architecture": info["architecture"],
-                            "input": key, "with_expert": bool(with_expert), "prepared_shard": os.path.abspath(shard)},
+                            "input": key, "prepared_shard": os.path.abspath(shard)},
         }
         with open(os.path.join(tmp, "meta.json"), "w") as f:
             json.dump(out_meta, f, indent=1)
@@ -156,17 +157,17 @@ class _PictureData:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from hepdl.cli.train import shard_dirs
     from hepdl.errors import InputError
     from hepdl.models import load_model_file
     from hepdl.models.autoencoders import is_autoencoder
+    from hepdl.represent.prepared import find_shards
 
     if args.threads:
         torch.set_num_threads(args.threads)
     model, info = load_model_file(args.model)
     if not is_autoencoder(model):
         raise InputError(f"{args.model}: not an autoencoder ({info['architecture'].get('name')!r})")
-    shards = shard_dirs(args.shards)
+    shards = find_shards(args.shards)
     bases = [os.path.basename(os.path.normpath(s)) for s in shards]
     if len(set(bases)) != len(bases):
         raise InputError(f"shards {shards} do not have distinct directory names; each names its feature shard")
@@ -177,8 +178,7 @@ def run(args: argparse.Namespace) -> int:
             from hepdl.represent.prepared import load_meta
 
             pictures.domain = (load_meta(shard).get("source") or {}).get("domain") or "sim"
-        encode_shard(model, info, shard, os.path.join(args.output, base), with_expert=args.with_expert,
-                     friend=args.friend, batch_size=args.batch_size, model_path=args.model,
+        encode_shard(model, info, shard, os.path.join(args.output, base), friend=args.friend, batch_size=args.batch_size, model_path=args.model,
                      progress=not args.no_progress and sys.stderr.isatty(), collect=pictures)
     if pictures is not None:
         _write_pictures(pictures, classes, args.plots, model)

@@ -1,8 +1,8 @@
 """``hepdl label-efficiency``: test AUC vs labelled training jets, CNN body random vs pre-trained.
 
-Writes ``OUTPUT/<name>.json`` (task jets, model ``<name>``: ``auc`` of the pre-trained CNN on the
-largest size, ``auc_random_init``, ``auc_<init>_<n>`` per size, the whole table) and
-``OUTPUT/label_efficiency.png``.
+Writes ``OUTPUT/<name>.json`` (the shards' task, model ``<name>``: ``auc`` of the pre-trained CNN on
+the largest size, ``auc_random_init``, ``auc_<init>_<n>`` per size, the whole table),
+``OUTPUT/label_efficiency.png``, and each training run in ``OUTPUT/runs/<init>_<n>_<draw>/``.
 """
 
 from __future__ import annotations
@@ -38,19 +38,20 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from hepdl.autoencode.label_efficiency import parse_sizes, run_label_efficiency, summary_entry
-    from hepdl.cli.train import shard_dirs
     from hepdl.evaluate.autoencoder_plots import plot_label_efficiency
-    from hepdl.evaluate.results import write_json
+    from hepdl.represent.prepared import find_shards, load_meta
+    from hepdl.result_files import write_json
     from hepdl.train import load_settings
 
     if args.threads:
         torch.set_num_threads(args.threads)
     settings = load_settings(args.settings, {"seed": args.seed} if args.seed is not None else None)
     sizes = parse_sizes(args.sizes)
-    results, n_validation = run_label_efficiency(shard_dirs(args.shards), settings, args.ae_model, sizes,
+    results, n_validation = run_label_efficiency(args.shards, settings, args.ae_model, sizes, args.output,
                                                  min_steps=args.min_steps, repeats=args.repeats)
     os.makedirs(args.output, exist_ok=True)
-    entry = summary_entry(results, args.name, n_validation)
+    task = load_meta(find_shards(args.shards)[0])["task"]
+    entry = summary_entry(results, task, args.name, n_validation)
     write_json(os.path.join(args.output, f"{args.name}.json"), entry)
     plot_label_efficiency(results, path=os.path.join(args.output, "label_efficiency.png"))
     for init, points in results.items():

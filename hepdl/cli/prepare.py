@@ -1,4 +1,4 @@
-"""``hepdl prepare jets|neutrino``: write the prepared shard (memory-mapped arrays + meta.json) of one ROOT file."""
+"""``hepdl prepare TASK``: write the prepared shard (memory-mapped arrays + meta.json) of one ROOT file."""
 
 from __future__ import annotations
 
@@ -52,54 +52,43 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--spec", help="JSON object of representation settings overriding the defaults")
     p.add_argument("--step-size", default="50 MB", help="entries or size per chunk (default: 50 MB)")
     p.add_argument("--threads", type=int, default=1,
-                   help="threads (jets: N-subjettiness, read-ahead, writing); the shard is the same (default: 1)")
+                   help="threads (read-ahead, writing, and representations that can use them, e.g. "
+                   "N-subjettiness); the shard is the same (default: 1)")
     p.add_argument("--no-progress", action="store_true")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "prepare",
-        help="turn one ROOT file into a prepared shard (jet images/tracks/expert variables or pixel maps)",
-    )
-    kinds = p.add_subparsers(dest="kind", metavar="TASK", required=True)
-    jets = kinds.add_parser("jets", help="jet images, track sequences, expert jet variables")
-    _common(jets)
-    jets.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"))
-    jets.add_argument("--half-width", type=float, help="image half-width in eta and phi (default 1.2)")
-    jets.add_argument("--channels", nargs="+", help="image channels: calo_et trk_pt trk_count")
-    jets.add_argument("--normalise", choices=("jet", "sum", "none"))
-    jets.add_argument("--track-length", type=int, help="tracks kept per jet (default 30)")
-    jets.add_argument("--track-sort", choices=("pt", "abs_d0"))
-    jets.add_argument("--nsub-axes", choices=("onepass_kt", "kt", "cone"), help="N-subjettiness axes (default onepass_kt)")
-    jets.set_defaults(func=run)
-    nu = kinds.add_parser("neutrino", help="two-view pixel maps and event variables")
-    _common(nu)
-    nu.add_argument("--planes", type=int, help="planes per view in the window (default 100)")
-    nu.add_argument("--cells", type=int, help="cells in the window (default 80)")
-    nu.add_argument("--threshold", type=float, help="hit energy that starts the event window")
-    nu.set_defaults(func=run)
+    from hepdl.represent.representations import task_representations
+    from hepdl.tasks import TASKS
+
+    p = sub.add_parser("prepare", help="turn one ROOT file into a prepared shard (the task's representations)")
+    kinds = p.add_subparsers(dest="task", metavar="TASK", required=True)
+    for task in TASKS.values():
+        reps = task_representations(task)
+        arrays = ", ".join(a for rep in reps for a in rep.arrays)
+        t = kinds.add_parser(task.name, help=f"{task.description}: {arrays}")
+        _common(t)
+        for rep in reps:
+            for option in rep.options:
+                kwargs = dict(option.kwargs)
+                if "choices" not in kwargs:
+                    kwargs.setdefault("metavar", option.path.rsplit(".", 1)[-1].upper())
+                t.add_argument(option.flag, dest=f"rep:{rep.key}:{option.path}", help=option.help, **kwargs)
+        t.set_defaults(func=run)
 
 
 def _spec_from_args(args: argparse.Namespace) -> dict:
+    """``--spec`` updated with the representation shortcuts given (dest ``rep:<section>:<dotted path>``)."""
     spec = _parse_spec(args.spec)
-
-    def put(section: str, key: str, value) -> None:
-        if value is not None:
-            spec.setdefault(section, {})[key] = value
-
-    if args.kind == "jets":
-        put("image", "size", list(args.image_size) if args.image_size else None)
-        put("image", "half_width", args.half_width)
-        put("image", "channels", args.channels)
-        put("image", "normalise", args.normalise)
-        put("tracks", "length", args.track_length)
-        put("tracks", "sort_by", args.track_sort)
-        if args.nsub_axes:
-            spec.setdefault("expert", {}).setdefault("nsubjettiness", {})["axes"] = args.nsub_axes
-    else:
-        put("pixel_map", "planes", args.planes)
-        put("pixel_map", "cells", args.cells)
-        put("pixel_map", "threshold", args.threshold)
+    for dest, value in vars(args).items():
+        if not dest.startswith("rep:") or value is None:
+            continue
+        _, section, path = dest.split(":", 2)
+        *parents, leaf = path.split(".")
+        node = spec.setdefault(section, {})
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[leaf] = list(value) if isinstance(value, (list, tuple)) else value
     return spec
 
 
@@ -108,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
 
     step = int(args.step_size) if str(args.step_size).isdigit() else args.step_size
     meta = prepare_file(
-        args.kind,
+        args.task,
         args.input,
         args.output,
         tree=args.tree,

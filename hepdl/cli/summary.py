@@ -16,7 +16,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hepdl.evaluate.results import gather_summary, read_json, write_json
+    from hepdl.evaluate.results import gather_summary
+    from hepdl.result_files import read_json, write_json
 
     summary = gather_summary((path, read_json(path)) for path in args.results)
     write_json(args.output, summary)

@@ -31,6 +31,7 @@ from torch.utils.data import Dataset
 
 from hepdl.errors import InputError
 from hepdl.evaluate import metrics
+from hepdl.models.interface import BodyAndHead
 from hepdl.train.data import BatchFetcher
 
 
@@ -44,9 +45,9 @@ def network_outputs(
     Returns ``score`` ((N,) sigmoid of one logit or (N, K) softmax), ``features`` ((N, D),
     the output of ``model.body``) and the dataset arrays ``keys`` that it holds.
     """
-    body = getattr(model, "body", None)
-    if body is None:
+    if not isinstance(model, BodyAndHead):
         raise InputError(f"model {type(model).__name__} has no body: its features cannot be compared")
+    body = model.body
     model = model.to(device).eval()
     fetch = BatchFetcher(dataset)
     parts: dict[str, list[np.ndarray]] = {}
@@ -137,3 +138,43 @@ def _auc_weight(out: Mapping[str, np.ndarray], label01: np.ndarray, weight: np.n
     from hepdl.train.reweight import pt_flat_weights
 
     return pt_flat_weights(out["jet_pt"], label01, weight)
+
+
+def compare_models(
+    models: Mapping[str, str], sim_shards: Sequence[str], data_shards: Sequence[str], *, split: str = "test",
+    seed: int = 0, signal_efficiency: float = 0.5, signal_class: int = 1, domain_classifier: str = "logistic",
+    reweight: str = "none", device: str = "cpu", batch_size: int = 512,
+) -> tuple[dict[str, Any], dict[str, tuple]]:
+    """:func:`domain_metrics` of each model file (``{name: path}``) on a split of both samples.
+
+    Returns ``{"<name>_<metric>": value}`` for every model and the score panels of
+    :func:`hepdl.evaluate.plots.domain_scores_figure`.
+    """
+    from hepdl.models import load_model_file
+    from hepdl.represent.torch_dataset import PreparedDataset
+
+    result: dict[str, Any] = {}
+    panels: dict[str, tuple] = {}
+    for name, path in models.items():
+        model, _ = load_model_file(path, device=device)
+        inputs = list(model.input_keys)
+        outs = []
+        for shards in (sim_shards, data_shards):
+            have = set(PreparedDataset(shards, None, ()).meta["arrays"])
+            missing = [k for k in inputs if k not in have]
+            if missing:
+                raise InputError(f"{shards[0]}: model {path} reads {missing[0]!r}, which the shard does not hold")
+            extra = [k for k in ("label", "weight", "jet_pt") if k in have and k not in inputs]
+            data = PreparedDataset(shards, split, [*inputs, *extra])
+            if len(data) == 0:
+                raise InputError(f"{shards[0]}: the {split} split is empty")
+            outs.append(network_outputs(model, data, inputs, batch_size=batch_size, device=device, keys=extra))
+        sim, data = outs
+        m = domain_metrics(sim, data, seed=seed, signal_efficiency=signal_efficiency, signal_class=signal_class,
+                           domain_classifier=domain_classifier, reweight=reweight)
+        result.update({f"{name}_{k}": v for k, v in m.items()})
+        s_label = (sim["label"] == signal_class).astype(np.int64)
+        panels[name] = (_signal_score(sim["score"], signal_class), s_label,
+                        _signal_score(data["score"], signal_class), m, sim.get("weight"), data.get("weight"))
+    return result, panels
+

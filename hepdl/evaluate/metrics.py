@@ -1,10 +1,10 @@
 """Classifier metrics as physicists quote them, on plain numpy arrays.
 
-Binary (jet tagging): ROC as signal efficiency vs background efficiency, AUC,
-background rejection 1/eps_B at fixed signal efficiency, working-point cuts and
-their stability on another sample. Multi-class (neutrino identification):
-confusion matrix as efficiency (row-normalised) and purity (column-normalised),
-nu_e CC selection at the cut on P(nu_e) that maximises efficiency x purity.
+Binary (jet tagging): AUC, background rejection 1/eps_B at fixed signal efficiency
+(from :mod:`hepdl.stats`), working-point stability on another sample. Multi-class
+(neutrino identification): confusion matrix as efficiency (row-normalised) and purity
+(column-normalised), the signal-class selection (nu_e CC) at the cut on P(signal) that
+maximises efficiency x purity.
 Sim-vs-data agreement: weighted KS statistic and 1-D Wasserstein distance of score
 distributions, and the AUC of a small classifier trained to tell sim from data.
 
@@ -157,15 +157,16 @@ def multiclass_metrics(
     label: np.ndarray,
     classes: Sequence[str],
     weight: np.ndarray | None = None,
-    nue_index: int = 1,
+    signal_index: int = 1,
     *,
-    nue_cut: float | None = None,
+    signal_cut: float | None = None,
 ) -> dict:
-    """Accuracy, per-class efficiency/purity and the nu_e CC selection.
+    """Accuracy, per-class efficiency/purity and the selection of the signal class (e.g. nu_e CC).
 
-    The nu_e CC cut is the one maximising efficiency x purity on these events, unless
-    ``nue_cut`` is given (chosen on a validation sample with :func:`best_selection_cut`),
-    which avoids tuning the cut on the test sample itself.
+    The selection keys are named after the signal class: ``<signal>_cut``, ``<signal>_efficiency``,
+    ``<signal>_purity``. The cut on P(signal) is the one maximising efficiency x purity on these
+    events, unless ``signal_cut`` is given (chosen on a validation sample with
+    :func:`best_selection_cut`), which avoids tuning the cut on the test sample itself.
     """
     p, y, w = _multiclass_inputs(probs, label, weight, "multiclass_metrics")
     if len(classes) != p.shape[1]:
@@ -180,13 +181,14 @@ def multiclass_metrics(
     for i, name in enumerate(classes):
         out[f"efficiency_{name}"] = float(cm["efficiency"][i, i])
         out[f"purity_{name}"] = float(cm["purity"][i, i])
-    if nue_cut is None:
-        sel = best_selection_cut(p, y, class_index=nue_index, weight=w)
+    if signal_cut is None:
+        sel = best_selection_cut(p, y, class_index=signal_index, weight=w)
     else:
-        sel = selection_at_cut(p, y, nue_cut, class_index=nue_index, weight=w)
-    out["nue_cc_cut"] = sel["cut"]
-    out["nue_cc_efficiency"] = sel["efficiency"]
-    out["nue_cc_purity"] = sel["purity"]
+        sel = selection_at_cut(p, y, signal_cut, class_index=signal_index, weight=w)
+    signal = classes[signal_index]
+    out[f"{signal}_cut"] = sel["cut"]
+    out[f"{signal}_efficiency"] = sel["efficiency"]
+    out[f"{signal}_purity"] = sel["purity"]
     return out
 
 

@@ -20,6 +20,7 @@ from hepdl.evaluate import metrics
 from hepdl.figures import HEP_STYLE, hep_style, save_figure  # noqa: F401 -- part of this module's interface
 from hepdl.figures import new_figure as _new_figure
 from hepdl.figures import plotter as _plotter
+from hepdl.stats import as_weights, binary_inputs, check_scores
 
 # Drawn by the training engine after every run, so defined in the train layer; here for
 # ``hepdl evaluate curves`` and users of this module.
@@ -80,11 +81,11 @@ def score_figure(
     statistical error bars, and the sim (signal + background) total as a line;
     the legend gives the KS statistic between them.
     """
-    s, y, w = metrics._binary_inputs(score, label, weight, "score_figure")
+    s, y, w = binary_inputs(score, label, weight, "score_figure")
     lo, hi = float(s.min()), float(s.max())
     if data_score is not None:
-        d = metrics._check_scores(data_score, "score_figure (data)").reshape(-1)
-        dw = metrics._as_weights(data_weight, len(d), "score_figure (data)")
+        d = check_scores(data_score, "score_figure (data)").reshape(-1)
+        dw = as_weights(data_weight, len(d), "score_figure (data)")
         lo, hi = min(lo, float(d.min())), max(hi, float(d.max()))
     if hi <= lo:
         hi = lo + 1.0
@@ -296,9 +297,37 @@ def confusion_figure(
     return fig
 
 
+def domain_scores_figure(panels: dict[str, tuple]) -> Figure:
+    """Score on simulation (signal, background) and on data, one panel per model (e.g. before/after
+    adaptation); ``panels[name] = (sim_score, sim_label01, data_score, metrics, ...)`` with the
+    metrics' ``domain_auc`` and ``ks`` in the title."""
+    with hep_style():
+        fig = _new_figure((4.6 * len(panels), 4.0))
+        for i, (name, (s, y, d, m, *_)) in enumerate(panels.items()):
+            ax = fig.add_subplot(1, len(panels), i + 1)
+            lo, hi = float(min(s.min(), d.min())), float(max(s.max(), d.max()))
+            pad = max(1e-3, 1e-3 * (hi - lo))  # the top score falls inside the last bin, and a constant score still plots
+            edges = np.linspace(lo - pad, hi + pad, 31)
+            for values, style in ((s[y == 1], {"label": "sim signal"}), (s[y == 0], {"label": "sim background"}),
+                                  (s, {"label": "sim (all)", "color": "k"})):
+                if len(values):
+                    ax.hist(values, bins=edges, density=True, histtype="step", **style)
+            counts, _ = np.histogram(d, bins=edges)
+            norm = max(counts.sum(), 1) * np.diff(edges)
+            ax.errorbar(0.5 * (edges[1:] + edges[:-1]), counts / norm, yerr=np.sqrt(counts) / norm, fmt="o",
+                        color="k", markersize=3, label="data")
+            ax.set_title(f"{name}: domain AUC {m['domain_auc']:.3f}, KS {m['ks']:.3f}")
+            ax.set_xlabel(f"{name} score")
+            ax.set_ylabel("Normalised entries")
+            ax.set_ylim(0.0, ax.get_ylim()[1] * 1.4)  # headroom for the legend
+            ax.legend(loc="upper center", ncols=2, fontsize=8)
+    return fig
+
+
 plot_roc = _plotter(roc_figure)
 plot_scores = _plotter(score_figure)
 plot_average_images = _plotter(average_images_figure)
 plot_mean_images = _plotter(mean_images_figure)
 plot_event_display = _plotter(event_display_figure)
 plot_confusion = _plotter(confusion_figure)
+plot_domain_scores = _plotter(domain_scores_figure)

@@ -1,8 +1,10 @@
 """Torch modules for hepdl: each model is built from a JSON-able config by name.
 
-Every model keeps a feature extractor ``model.body`` and a classifier ``model.head``
-as separate submodules, so autoencoder pre-training and domain adaptation can reuse
-the body. ``model.config`` is the complete config (defaults filled in) that rebuilds it.
+Every registered model derives from :class:`ModelBase` (the :class:`HepdlModel` interface:
+``input_keys``, ``n_outputs``, ``standardisation_keys``, ...); a classifier keeps a feature
+extractor ``model.body`` and a head ``model.head`` as separate submodules
+(:class:`BodyAndHead`), so autoencoder pre-training and domain adaptation can reuse the body.
+``model.config`` (recorded by ``register_model``) is the config that rebuilds it.
 """
 
 from hepdl.models.autoencoders import DenseAutoencoder, JetImageAutoencoder
@@ -15,13 +17,16 @@ from hepdl.models.domain_adversarial import (
 )
 from hepdl.models.expert_mlp import ExpertMLP
 from hepdl.models.init import initialise_weights
+from hepdl.models.interface import BodyAndHead, HepdlModel, ModelBase
 from hepdl.models.jet_cnn import JetCNN
 from hepdl.models.model_file import load_model_file, save_model
 from hepdl.models.registry import (
     MODEL_REGISTRY,
     build_model,
     complete_model_config,
+    model_class,
     model_input_keys,
+    model_settings,
     register_model,
 )
 from hepdl.models.track_rnn import TrackEncoder, TrackRNN
@@ -29,6 +34,11 @@ from hepdl.models.two_view_cvn import TwoViewCVN
 
 __all__ = [
     "MODEL_REGISTRY",
+    "BodyAndHead",
+    "HepdlModel",
+    "ModelBase",
+    "model_class",
+    "model_settings",
     "CombinedTagger",
     "DomainAdversarial",
     "GradientReversal",

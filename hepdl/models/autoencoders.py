@@ -18,7 +18,8 @@ standardised units; :meth:`target` gives the clean standardised input to compare
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,7 +29,8 @@ from torch import nn
 from hepdl.errors import ConfigError, HepdlError
 from hepdl.models.expert_mlp import Standardise
 from hepdl.models.init import initialise_weights
-from hepdl.models.jet_cnn import JetCNN, conv_block
+from hepdl.models.interface import ModelBase
+from hepdl.models.jet_cnn import CONV_BODY_SETTINGS, JetCNN, conv_body
 from hepdl.models.registry import register_model
 
 
@@ -66,7 +68,7 @@ class _AutoencoderMixin:
 
 
 @register_model("jet_image_autoencoder")
-class JetImageAutoencoder(_AutoencoderMixin, nn.Module):
+class JetImageAutoencoder(_AutoencoderMixin, ModelBase):
     """Convolutional autoencoder on jet images ``(N, C, H, W)``.
 
     Encoder: the :class:`JetCNN` conv blocks (``channels``, ``kernel_size``, ``pool``, ``norm``), then a
@@ -88,7 +90,7 @@ class JetImageAutoencoder(_AutoencoderMixin, nn.Module):
         seed: initialisation seed.
     """
 
-    input_key = "jet_images"
+    input_keys = ("jet_images",)
     prefers_channels_last = True
     standardisation_keys = ("jet_images",)
 
@@ -112,14 +114,6 @@ class JetImageAutoencoder(_AutoencoderMixin, nn.Module):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        if pool not in ("max", "mean", "none"):
-            raise ValueError(f"pool must be 'max', 'mean' or 'none', not {pool!r}")
-        if norm not in ("batch", "weight", "none"):
-            raise ValueError(f"norm must be 'batch', 'weight' or 'none', not {norm!r}")
-        if kernel_size % 2 != 1:
-            raise ValueError(f"kernel_size must be odd, not {kernel_size}")
-        if not channels:
-            raise ValueError("channels must list at least one conv block")
         if latent_dim < 1:
             raise ValueError(f"latent_dim must be >= 1, not {latent_dim}")
         if output not in ("linear", "relu"):
@@ -130,29 +124,17 @@ class JetImageAutoencoder(_AutoencoderMixin, nn.Module):
         if not 0 <= input_dropout < 1:
             raise ValueError(f"input_dropout must be in [0, 1), not {input_dropout}")
         height, width = (int(s) for s in image_size)
-        self.config = {
-            "name": "jet_image_autoencoder", "in_channels": int(in_channels), "image_size": [height, width],
-            "channels": [int(c) for c in channels], "kernel_size": int(kernel_size), "pool": pool, "norm": norm,
-            "conv_dropout": float(conv_dropout), "latent_dim": int(latent_dim), "sparsity": float(sparsity),
-            "noise_std": float(noise_std), "input_dropout": float(input_dropout),
-            "core_radius": float(core_radius), "output": output, "n_outputs": int(n_outputs), "seed": int(seed),
-        }
         self.sparsity, self.noise_std, self.input_dropout = float(sparsity), float(noise_std), float(input_dropout)
         self.latent_dim = int(latent_dim)
-        # the same blocks as JetCNN.body[:n] (pool after every block but the last)
-        blocks, pooled = [], []
-        cin = int(in_channels)
-        h, w = height, width
-        for i, cout in enumerate(channels):
-            does_pool = i < len(channels) - 1 and pool != "none"
-            blocks.append(conv_block(cin, int(cout), kernel_size, norm, pool if does_pool else None, conv_dropout))
-            pooled.append(does_pool)
-            if does_pool:
-                h, w = h // 2, w // 2
-            cin = int(cout)
+        self.in_channels, self.output, self.core_radius = int(in_channels), output, float(core_radius)
+        # the jet CNN's body itself (its settings named alike): an encoder initialises a CNN body
+        self.encoder_body = conv_body(in_channels=in_channels, channels=channels, kernel_size=kernel_size, pool=pool,
+                                      norm=norm, conv_dropout=conv_dropout)
+        pooled = [i < len(channels) - 1 and pool != "none" for i in range(len(channels))]
+        h, w = height >> sum(pooled), width >> sum(pooled)
         if h < 1 or w < 1:
             raise ValueError(f"image_size {image_size} is too small for {len(channels)} conv blocks with pooling")
-        self.encoder_body = nn.Sequential(*blocks)
+        cin = int(channels[-1])
         self._feature_shape = (cin, h, w)
         self.to_code = nn.Linear(cin * h * w, int(latent_dim))
         self.from_code = nn.Linear(int(latent_dim), cin * h * w)
@@ -170,9 +152,9 @@ class JetImageAutoencoder(_AutoencoderMixin, nn.Module):
         initialise_weights(self, seed, output_layers=(self.to_code, self.to_image))
 
     @classmethod
-    def config_from_data(cls, meta: dict) -> dict:
-        """Input channels and image size from a prepared dataset's meta (used by the train CLI)."""
-        shape = meta["arrays"][cls.input_key]["shape"]
+    def config_from_data(cls, meta: Mapping[str, Any]) -> dict[str, Any]:
+        """Input channels and image size from a prepared dataset's meta."""
+        shape = meta["arrays"][cls.input_keys[0]]["shape"]
         return {"in_channels": int(shape[1]), "image_size": [int(shape[2]), int(shape[3])]}
 
     @torch.no_grad()
@@ -183,8 +165,8 @@ class JetImageAutoencoder(_AutoencoderMixin, nn.Module):
         absorb it when its weights initialise a CNN that reads unscaled images.
         """
         x = np.asarray(images, dtype=np.float32)
-        if x.ndim != 4 or x.shape[1] != self.config["in_channels"]:
-            raise ValueError(f"images have shape {x.shape}, model expects (N, {self.config['in_channels']}, H, W)")
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"images have shape {x.shape}, model expects (N, {self.in_channels}, H, W)")
         # RMS per channel, accumulated over entries in float64 without copying the images
         rms = np.sqrt(np.einsum("nchw,nchw->c", x, x, dtype=np.float64) / (x.shape[0] * x.shape[2] * x.shape[3]))
         rms = np.where(rms > 1e-12, rms, 1.0)  # an empty channel is left unscaled
@@ -202,7 +184,7 @@ class JetImageAutoencoder(_AutoencoderMixin, nn.Module):
         """Reconstruction in standardised units ``(N, C, H, W)``."""
         z = F.relu(self.from_code(code)).view(-1, *self._feature_shape)
         out = self.to_image(self.decoder_body(z))
-        if self.config["output"] == "relu":
+        if self.output == "relu":
             out = F.relu(out)
         if tuple(out.shape[-2:]) != self.image_size:  # pooling floored an odd size
             out = F.interpolate(out, size=self.image_size, mode="nearest")
@@ -214,19 +196,18 @@ class JetImageAutoencoder(_AutoencoderMixin, nn.Module):
         yy = (torch.arange(h, dtype=torch.float32) + 0.5) / h * 2 - 1
         xx = (torch.arange(w, dtype=torch.float32) + 0.5) / w * 2 - 1
         r = torch.sqrt(yy[:, None] ** 2 + xx[None, :] ** 2)
-        core = r <= self.config["core_radius"]
+        core = r <= self.core_radius
         return {"core": core, "periphery": ~core}
 
 
 @register_model("dense_autoencoder")
-class DenseAutoencoder(_AutoencoderMixin, nn.Module):
+class DenseAutoencoder(_AutoencoderMixin, ModelBase):
     """Dense autoencoder on ``(N, F)`` features (expert variables), standardised by stored buffers.
 
     Encoder ``F -> hidden... -> latent_dim``, decoder mirrored. Arguments as for the image autoencoder.
     """
 
-    input_key = "expert"
-    prefers_channels_last = False
+    input_keys = ("expert",)
     standardisation_keys = ("expert",)
 
     def __init__(
@@ -246,13 +227,9 @@ class DenseAutoencoder(_AutoencoderMixin, nn.Module):
             raise ValueError(f"latent_dim must be >= 1, not {latent_dim}")
         if sparsity < 0 or noise_std < 0 or not 0 <= input_dropout < 1:
             raise ValueError("sparsity and noise_std must be >= 0, input_dropout in [0, 1)")
-        self.config = {
-            "name": "dense_autoencoder", "n_features": int(n_features), "hidden": [int(h) for h in hidden],
-            "latent_dim": int(latent_dim), "sparsity": float(sparsity), "noise_std": float(noise_std),
-            "input_dropout": float(input_dropout), "n_outputs": int(n_outputs), "seed": int(seed),
-        }
         self.sparsity, self.noise_std, self.input_dropout = float(sparsity), float(noise_std), float(input_dropout)
         self.latent_dim = int(latent_dim)
+        self.n_features = int(n_features)
         self.standardise = Standardise(int(n_features))
         widths = [int(n_features), *(int(h) for h in hidden)]
         enc: list[nn.Module] = []
@@ -271,8 +248,8 @@ class DenseAutoencoder(_AutoencoderMixin, nn.Module):
     @torch.no_grad()
     def fit_standardisation(self, features: np.ndarray | torch.Tensor) -> None:
         x = np.asarray(features, dtype=np.float64)
-        if x.ndim != 2 or x.shape[1] != self.config["n_features"]:
-            raise ValueError(f"features have shape {x.shape}, model expects (N, {self.config['n_features']})")
+        if x.ndim != 2 or x.shape[1] != self.n_features:
+            raise ValueError(f"features have shape {x.shape}, model expects (N, {self.n_features})")
         std = x.std(axis=0)
         self.standardise.mean.copy_(torch.as_tensor(x.mean(axis=0), dtype=torch.float32))
         self.standardise.std.copy_(torch.as_tensor(np.where(std > 1e-12, std, 1.0), dtype=torch.float32))
@@ -306,7 +283,7 @@ def copy_encoder_into_cnn(autoencoder: JetImageAutoencoder, cnn: JetCNN, where: 
         raise ConfigError(f"{where}: needs a jet_image_autoencoder model, not {type(autoencoder).__name__}")
     if not isinstance(cnn, JetCNN):
         raise ConfigError(f"{where}: only a jet_cnn body can be initialised from an autoencoder, not {type(cnn).__name__}")
-    for key in ("in_channels", "channels", "kernel_size", "norm", "pool"):
+    for key in CONV_BODY_SETTINGS:
         if autoencoder.config[key] != cnn.config[key]:
             raise ConfigError(f"{where}: the autoencoder's {key} {autoencoder.config[key]!r} differs from the "
                               f"CNN's model.{key} {cnn.config[key]!r}; the encoder cannot initialise this body")

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from hepdl.models.init import initialise_weights
+from hepdl.models.interface import ModelBase
 from hepdl.models.jet_cnn import JetCNN, dense_head
 from hepdl.models.registry import register_model
 from hepdl.models.track_rnn import TrackEncoder
@@ -51,15 +52,8 @@ class ImageTrackBody(nn.Module):
         return torch.cat([self.image(images), self.tracks(tracks, mask)], dim=1)
 
 
-def combined_input_config(meta: Mapping[str, Any]) -> dict[str, int]:
-    """``in_channels`` and ``n_track_features`` from a prepared dataset's meta."""
-    arrays = meta["arrays"]
-    return {"in_channels": int(arrays["jet_images"]["shape"][1]),
-            "n_track_features": int(arrays["tracks"]["shape"][2])}
-
-
 @register_model("combined_tagger")
-class CombinedTagger(nn.Module):
+class CombinedTagger(ModelBase):
     """CNN on ``jet_images (N, C, H, W)`` + RNN on ``tracks (N, L, F)``/``track_mask (N, L)``, one head.
 
     Args:
@@ -73,7 +67,6 @@ class CombinedTagger(nn.Module):
         seed: initialisation seed.
     """
 
-    input_key = "jet_images"
     input_keys = ("jet_images", "tracks", "track_mask")
     standardisation_keys = ("tracks", "track_mask")
     prefers_channels_last = True
@@ -93,11 +86,6 @@ class CombinedTagger(nn.Module):
         super().__init__()
         cnn_cfg = _complete(cnn, CNN_DEFAULTS, "cnn")
         rnn_cfg = _complete(rnn, RNN_DEFAULTS, "rnn")
-        self.config = {
-            "name": "combined_tagger", "in_channels": int(in_channels), "n_track_features": int(n_track_features),
-            "cnn": cnn_cfg, "rnn": rnn_cfg, "head": [int(h) for h in head], "dropout": float(dropout),
-            "n_outputs": int(n_outputs), "seed": int(seed),
-        }
         # the jet CNN builds (and seeds) its body; its own head is not kept
         image = JetCNN(in_channels=in_channels, **cnn_cfg, head=(), n_outputs=1, seed=seed)
         tracks = TrackEncoder(n_features=n_track_features, **rnn_cfg, seed=seed + 7)
@@ -107,7 +95,15 @@ class CombinedTagger(nn.Module):
         self.n_outputs = int(n_outputs)
         initialise_weights(self.head, seed, output_layers=(self.head[-1],))
 
-    config_from_data = staticmethod(combined_input_config)
+    @classmethod
+    def config_from_data(cls, meta: Mapping[str, Any]) -> dict[str, Any]:
+        """``in_channels`` and ``n_track_features`` from a prepared dataset's meta."""
+        arrays = meta["arrays"]
+        return {"in_channels": int(arrays["jet_images"]["shape"][1]),
+                "n_track_features": int(arrays["tracks"]["shape"][2])}
+
+    def set_tbptt_window(self, window: int | None) -> None:
+        self.body.tracks.tbptt_window = window
 
     def fit_standardisation(self, tracks: np.ndarray | torch.Tensor, mask: np.ndarray | torch.Tensor) -> None:
         """Track-feature standardisation from the training split (the images are normalised at preparation)."""

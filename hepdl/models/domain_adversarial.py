@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from hepdl.models.init import initialise_weights
+from hepdl.models.interface import BodyAndHead, ModelBase
 from hepdl.models.jet_cnn import dense_head
 from hepdl.models.registry import build_model, register_model
 
@@ -108,18 +109,15 @@ class _LearningRateScaled(nn.Module):
         return torch.func.functional_call(self.module, {**params, **buffers}, (x,))
 
 
-class _WrappedClassifier(nn.Module):
+class _WrappedClassifier(ModelBase):
     """A registered model (``self.base``) with an adversary beside it: the engine, scoring and
     export read the base's inputs, layout and body/head off the wrapper."""
 
-    def _adopt(self, base: nn.Module) -> None:
+    def _adopt(self, base: ModelBase) -> None:
         self.base = base
-        self.input_key = base.input_key
-        if getattr(base, "input_keys", None):
-            self.input_keys = tuple(base.input_keys)
-        self.prefers_channels_last = bool(getattr(base, "prefers_channels_last", False))
-        if hasattr(base, "body_dim"):
-            self.body_dim = int(base.body_dim)
+        self.input_keys = tuple(base.input_keys)
+        self.prefers_channels_last = base.prefers_channels_last
+        self.n_outputs = base.n_outputs
 
     @property
     def body(self) -> nn.Module:
@@ -171,16 +169,13 @@ class DomainAdversarial(_WrappedClassifier):
             raise ValueError("base must be a model config with a 'name', e.g. {'name': 'jet_cnn'}")
         if base["name"] == "domain_adversarial":
             raise ValueError("base cannot itself be domain_adversarial")
-        self._adopt(build_model(base))
-        missing = [a for a in ("body", "head", "body_dim") if not hasattr(self.base, a)]
-        if missing:
-            raise ValueError(f"model {base['name']!r} has no {missing[0]!r}: domain adaptation needs body/head")
+        wrapped = build_model(base)
+        if not isinstance(wrapped, BodyAndHead):
+            raise ValueError(f"model {base['name']!r} has no body/head/body_dim: domain adaptation needs them")
+        self._adopt(wrapped)
+        self.body_dim = int(wrapped.body_dim)
+        self.standardisation_keys = tuple(wrapped.standardisation_keys)
         hidden = [int(domain_hidden)] if isinstance(domain_hidden, int) else [int(h) for h in domain_hidden]
-        self.config = {
-            "name": "domain_adversarial", "base": dict(self.base.config), "domain_hidden": hidden,
-            "domain_dropout": float(domain_dropout), "domain_norm": bool(domain_norm),
-            "domain_lr_scale": float(domain_lr_scale), "seed": int(seed),
-        }
         self.reversal = GradientReversal(0.0)
         head = dense_head(int(self.base.body_dim), hidden, 1, float(domain_dropout))
         initialise_weights(head, int(seed), output_layers=(head[-1],))
@@ -189,7 +184,10 @@ class DomainAdversarial(_WrappedClassifier):
         if float(domain_lr_scale) <= 0:
             raise ValueError(f"domain_lr_scale must be > 0, not {domain_lr_scale}")
         self.domain_head = head if float(domain_lr_scale) == 1.0 else _LearningRateScaled(head, float(domain_lr_scale))
-        self.n_outputs = int(getattr(self.base, "n_outputs", 1))
+
+    def fit_standardisation(self, *arrays: Any) -> None:
+        """The base model's constants (e.g. an MLP's feature scales), from the training split."""
+        self.base.fit_standardisation(*arrays)
 
     def features(self, *inputs: torch.Tensor) -> torch.Tensor:
         return self.base.body(*inputs)
@@ -235,17 +233,15 @@ class PivotAdversarial(_WrappedClassifier):
         if int(n_mass_bins) < 2:
             raise ValueError(f"n_mass_bins must be at least 2, not {n_mass_bins}")
         self._adopt(build_model(base))
-        if int(getattr(self.base, "n_outputs", 1)) != 1:
+        if self.n_outputs != 1:
             raise ValueError("mass decorrelation needs a binary classifier (one logit)")
+        self.n_mass_bins = int(n_mass_bins)
         hidden = [int(adversary_hidden)] if isinstance(adversary_hidden, int) else [int(h) for h in adversary_hidden]
-        self.config = {"name": "pivot_adversarial", "base": dict(self.base.config), "n_mass_bins": int(n_mass_bins),
-                       "adversary_hidden": hidden, "seed": int(seed)}
         self.reversal = GradientReversal(0.0)
         self.adversary = dense_head(1, hidden, int(n_mass_bins), 0.0)
         initialise_weights(self.adversary, int(seed), output_layers=(self.adversary[-1],))
         # inner bin edges of the mass (n_mass_bins - 1), saved with the model
         self.register_buffer("mass_edges", torch.linspace(0.0, 1.0, int(n_mass_bins) + 1)[1:-1])
-        self.n_outputs = 1
 
     @torch.no_grad()
     def fit_standardisation(self, jet_mass: Any, label: Any) -> None:
@@ -253,9 +249,9 @@ class PivotAdversarial(_WrappedClassifier):
         import numpy as np
 
         mass = np.asarray(jet_mass, dtype=np.float64)[np.asarray(label) == 0]
-        if mass.size < self.config["n_mass_bins"]:
-            raise ValueError(f"mass decorrelation: {mass.size} background jets for {self.config['n_mass_bins']} mass bins")
-        q = np.quantile(mass, np.linspace(0, 1, self.config["n_mass_bins"] + 1)[1:-1])
+        if mass.size < self.n_mass_bins:
+            raise ValueError(f"mass decorrelation: {mass.size} background jets for {self.n_mass_bins} mass bins")
+        q = np.quantile(mass, np.linspace(0, 1, self.n_mass_bins + 1)[1:-1])
         self.mass_edges.copy_(torch.as_tensor(q, dtype=torch.float32))
 
     def mass_bin(self, jet_mass: torch.Tensor) -> torch.Tensor:

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from hepdl.models.init import initialise_weights
+from hepdl.models.interface import ModelBase
 from hepdl.models.jet_cnn import dense_head
 from hepdl.models.registry import register_model
 
@@ -30,14 +31,14 @@ class Standardise(nn.Module):
 
 
 @register_model("jet_mlp")
-class ExpertMLP(nn.Module):
+class ExpertMLP(ModelBase):
     """MLP on ``(N, F)`` expert features; ``forward`` returns logits ``(N,)`` or ``(N, K)``.
 
     Call :meth:`fit_standardisation` with the training split's features before training.
     """
 
-    input_key = "expert"
-    prefers_channels_last = False
+    input_keys = ("expert",)
+    standardisation_keys = ("expert",)
 
     def __init__(
         self,
@@ -49,10 +50,6 @@ class ExpertMLP(nn.Module):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        self.config = {
-            "name": "jet_mlp", "n_features": int(n_features), "hidden": [int(h) for h in hidden],
-            "dropout": float(dropout), "n_outputs": int(n_outputs), "seed": int(seed),
-        }
         if not hidden:
             raise ValueError("hidden must list at least one layer width")
         self.standardise = Standardise(int(n_features))
@@ -71,8 +68,8 @@ class ExpertMLP(nn.Module):
     def fit_standardisation(self, features: np.ndarray | torch.Tensor, weights: np.ndarray | None = None) -> None:
         """Set the standardisation buffers from training features ``(N, F)`` (optionally weighted)."""
         x = np.asarray(features, dtype=np.float64)
-        if x.ndim != 2 or x.shape[1] != self.config["n_features"]:
-            raise ValueError(f"expert features have shape {x.shape}, model expects (N, {self.config['n_features']})")
+        if x.ndim != 2 or x.shape[1] != self.standardise.mean.numel():
+            raise ValueError(f"expert features have shape {x.shape}, model expects (N, {self.standardise.mean.numel()})")
         w = np.ones(len(x)) if weights is None else np.asarray(weights, dtype=np.float64)
         mean = np.average(x, axis=0, weights=w)
         std = np.sqrt(np.average((x - mean) ** 2, axis=0, weights=w))

@@ -14,6 +14,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
 from hepdl.models.init import initialise_weights
+from hepdl.models.interface import ModelBase
 from hepdl.models.registry import register_model
 
 
@@ -26,6 +27,10 @@ def dense_head(in_features: int, hidden: Sequence[int], n_outputs: int, dropout:
         width = int(h)
     layers.append(nn.Linear(width, int(n_outputs)))
     return nn.Sequential(*layers)
+
+
+#: the settings that decide the conv body's parameters: an encoder initialises a CNN body when they agree
+CONV_BODY_SETTINGS = ("in_channels", "channels", "kernel_size", "pool", "norm")
 
 
 def conv_block(cin: int, cout: int, kernel_size: int, norm: str, pool: str | None, dropout: float) -> nn.Sequential:
@@ -47,8 +52,34 @@ def conv_block(cin: int, cout: int, kernel_size: int, norm: str, pool: str | Non
     return nn.Sequential(*layers)
 
 
+def conv_body(*, in_channels: int, channels: Sequence[int], kernel_size: int, pool: str, norm: str,
+              conv_dropout: float) -> nn.Sequential:
+    """The convolutional feature extractor of jet images, one block per entry of ``channels``
+    (conv -> norm -> ReLU, then 2x2 pooling after every block but the last).
+
+    The jet CNN's body and the image autoencoder's encoder are both this, so an autoencoder's
+    encoder fits a CNN body of the same :data:`CONV_BODY_SETTINGS` parameter for parameter.
+    """
+    if pool not in ("max", "mean", "none"):
+        raise ValueError(f"pool must be 'max', 'mean' or 'none', not {pool!r}")
+    if norm not in ("batch", "weight", "none"):
+        raise ValueError(f"norm must be 'batch', 'weight' or 'none', not {norm!r}")
+    if kernel_size % 2 != 1:
+        raise ValueError(f"kernel_size must be odd, not {kernel_size}")
+    if not channels:
+        raise ValueError("channels must list at least one conv block")
+    blocks = []
+    cin = int(in_channels)
+    for i, cout in enumerate(channels):
+        last = i == len(channels) - 1
+        blocks.append(conv_block(cin, int(cout), int(kernel_size), norm, None if (last or pool == "none") else pool,
+                                 float(conv_dropout)))
+        cin = int(cout)
+    return nn.Sequential(*blocks)
+
+
 @register_model("jet_cnn")
-class JetCNN(nn.Module):
+class JetCNN(ModelBase):
     """CNN on jet images ``(N, C, H, W)``; ``forward`` returns logits ``(N,)`` or ``(N, K)``.
 
     Args:
@@ -67,7 +98,7 @@ class JetCNN(nn.Module):
         seed: initialisation seed.
     """
 
-    input_key = "jet_images"
+    input_keys = ("jet_images",)
     prefers_channels_last = True
 
     def __init__(
@@ -88,28 +119,10 @@ class JetCNN(nn.Module):
         super().__init__()
         if int(spatial_pool) < 1:
             raise ValueError(f"spatial_pool must be >= 1, not {spatial_pool}")
-        if pool not in ("max", "mean", "none"):
-            raise ValueError(f"pool must be 'max', 'mean' or 'none', not {pool!r}")
-        if norm not in ("batch", "weight", "none"):
-            raise ValueError(f"norm must be 'batch', 'weight' or 'none', not {norm!r}")
-        if kernel_size % 2 != 1:
-            raise ValueError(f"kernel_size must be odd, not {kernel_size}")
-        if not channels:
-            raise ValueError("channels must list at least one conv block")
-        self.config = {
-            "name": "jet_cnn", "in_channels": int(in_channels), "channels": [int(c) for c in channels],
-            "kernel_size": int(kernel_size), "pool": pool, "norm": norm, "dropout": float(dropout),
-            "conv_dropout": float(conv_dropout), "head": [int(h) for h in head],
-            "n_outputs": int(n_outputs), "spatial_pool": int(spatial_pool), "seed": int(seed),
-        }
-        blocks = []
-        cin = int(in_channels)
-        for i, cout in enumerate(channels):
-            last = i == len(channels) - 1
-            blocks.append(conv_block(cin, int(cout), kernel_size, norm, None if (last or pool == "none") else pool, conv_dropout))
-            cin = int(cout)
+        blocks = conv_body(in_channels=in_channels, channels=channels, kernel_size=kernel_size, pool=pool, norm=norm,
+                           conv_dropout=conv_dropout)
         self.body = nn.Sequential(*blocks, nn.AdaptiveAvgPool2d(int(spatial_pool)), nn.Flatten())
-        self.body_dim = cin * int(spatial_pool) ** 2
+        self.body_dim = int(channels[-1]) * int(spatial_pool) ** 2
         self.head = dense_head(self.body_dim, head, n_outputs, dropout)
         self.n_outputs = int(n_outputs)
         initialise_weights(self, seed, output_layers=(self.head[-1],))

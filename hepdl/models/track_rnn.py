@@ -27,6 +27,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from hepdl.models.expert_mlp import Standardise
 from hepdl.models.init import initialise_weights
+from hepdl.models.interface import ModelBase
 from hepdl.models.jet_cnn import dense_head
 from hepdl.models.registry import register_model
 
@@ -217,14 +218,8 @@ class TrackEncoder(nn.Module):
         return torch.where((lengths > 0).unsqueeze(1), out, self.no_track.to(out.dtype))
 
 
-def track_input_config(meta: Mapping[str, Any]) -> dict[str, int]:
-    """``n_features`` from a prepared dataset's meta (the ``tracks`` array's last axis)."""
-    shape = meta["arrays"]["tracks"]["shape"]
-    return {"n_features": int(shape[2])}
-
-
 @register_model("track_rnn")
-class TrackRNN(nn.Module):
+class TrackRNN(ModelBase):
     """Recurrent tagger on ``tracks (N, L, F)`` and ``track_mask (N, L)``; returns logits ``(N,)`` or ``(N, K)``.
 
     Args:
@@ -240,10 +235,8 @@ class TrackRNN(nn.Module):
     setting of that name does).
     """
 
-    input_key = "tracks"
     input_keys = ("tracks", "track_mask")
     standardisation_keys = ("tracks", "track_mask")
-    prefers_channels_last = False
 
     def __init__(
         self,
@@ -260,11 +253,6 @@ class TrackRNN(nn.Module):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        self.config = {
-            "name": "track_rnn", "n_features": int(n_features), "cell": cell, "hidden": int(hidden),
-            "layers": int(layers), "bidirectional": bool(bidirectional), "embed": int(embed),
-            "dropout": float(dropout), "head": [int(h) for h in head], "n_outputs": int(n_outputs), "seed": int(seed),
-        }
         self.body = TrackEncoder(n_features=n_features, cell=cell, hidden=hidden, layers=layers,
                                  bidirectional=bidirectional, dropout=dropout, embed=embed, seed=seed)
         self.body_dim = self.body.out_dim
@@ -272,10 +260,16 @@ class TrackRNN(nn.Module):
         self.n_outputs = int(n_outputs)
         initialise_weights(self.head, seed, output_layers=(self.head[-1],))
 
-    config_from_data = staticmethod(track_input_config)
+    @classmethod
+    def config_from_data(cls, meta: Mapping[str, Any]) -> dict[str, Any]:
+        """``n_features`` from a prepared dataset's meta (the ``tracks`` array's last axis)."""
+        return {"n_features": int(meta["arrays"]["tracks"]["shape"][2])}
 
     def fit_standardisation(self, tracks: np.ndarray | torch.Tensor, mask: np.ndarray | torch.Tensor) -> None:
         self.body.fit_standardisation(tracks, mask)
+
+    def set_tbptt_window(self, window: int | None) -> None:
+        self.body.tbptt_window = window
 
     def forward(self, tracks: torch.Tensor, track_mask: torch.Tensor) -> torch.Tensor:
         logits = self.head(self.body(tracks, track_mask))

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from hepdl.models.init import initialise_weights
+from hepdl.models.interface import ModelBase
 from hepdl.models.jet_cnn import dense_head
 from hepdl.models.registry import register_model
 
@@ -171,7 +172,7 @@ class TwoViewBody(nn.Module):
 
 
 @register_model("two_view_cvn")
-class TwoViewCVN(nn.Module):
+class TwoViewCVN(ModelBase):
     """Two-view CNN on neutrino pixel maps ``(N, V, planes, cells)``; ``forward`` returns logits ``(N, K)``.
 
     Args:
@@ -193,7 +194,7 @@ class TwoViewCVN(nn.Module):
         seed: initialisation seed.
     """
 
-    input_key = "pixel_maps"
+    input_keys = ("pixel_maps",)
     prefers_channels_last = True
 
     def __init__(
@@ -234,26 +235,6 @@ class TwoViewCVN(nn.Module):
             raise ValueError(f"input_scale must be > 0, not {input_scale}")
         if int(n_outputs) < 2:
             raise ValueError(f"n_outputs must be >= 2 classes, not {n_outputs}")
-        self.config = {
-            "name": "two_view_cvn",
-            "in_channels": int(in_channels),
-            "shared_towers": bool(shared_towers),
-            "stem_channels": int(stem_channels),
-            "stem_kernel": int(stem_kernel),
-            "stem_stride": int(stem_stride),
-            "stem_pool": int(stem_pool),
-            "channels": [int(c) for c in channels],
-            "inception": bool(inception),
-            "global_pool": global_pool,
-            "norm": norm,
-            "input_transform": input_transform,
-            "input_scale": float(input_scale),
-            "dropout": float(dropout),
-            "conv_dropout": float(conv_dropout),
-            "head": [int(h) for h in head],
-            "n_outputs": int(n_outputs),
-            "seed": int(seed),
-        }
         n_views = int(in_channels)
         towers, width = [], 0
         for _ in range(1 if shared_towers else n_views):

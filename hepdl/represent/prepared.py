@@ -8,6 +8,7 @@ directory, which replaces the output only when complete.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
@@ -25,6 +26,7 @@ from hepdl.errors import ConfigError, InputError
 from hepdl.io.read import DEFAULT_STEP_SIZE, iterate_events, open_tree
 from hepdl.represent.representations import feature_names, representation, resolve_spec, spec_fields
 from hepdl.represent.split import DEFAULT_FRACTIONS, assign_split, check_fractions
+from hepdl.tasks import get_task
 
 FORMAT = "hepdl-prepared-v1"
 
@@ -247,6 +249,7 @@ def prepare_file(
                 "n_entries": n_entries,
                 "arrays": {name: {"shape": list(a.shape), "dtype": str(a.dtype)} for name, a in arrays.items()},
                 "feature_names": feature_names(spec),
+                "targets": get_task(task).targets.to_meta(),
                 "spec": spec,
                 "fields": mapping,
                 "source": {"tree": tree, "entries": n_entries, "domain": domain, **_provenance(path)},
@@ -305,3 +308,18 @@ def load_array(shard_dir: str, name: str, meta: Mapping[str, Any] | None = None)
     if list(a.shape) != meta["arrays"][name]["shape"]:
         raise InputError(f"{shard_dir}/{name}.npy: shape {list(a.shape)} disagrees with meta.json")
     return a
+
+
+def find_shards(paths: Sequence[str | os.PathLike]) -> list[str]:
+    """Shard directories in the given order; a directory without meta.json contributes its sub-shards (sorted)."""
+    out: list[str] = []
+    for path in map(os.fspath, paths):
+        if os.path.isfile(os.path.join(path, "meta.json")):
+            out.append(path)
+            continue
+        subs = sorted(os.path.dirname(m) for m in glob.glob(os.path.join(glob.escape(path), "*", "meta.json")))
+        if not subs:
+            raise InputError(f"{path}: not a prepared shard directory (no meta.json) and holds none")
+        out += subs
+    return out
+

@@ -1,7 +1,9 @@
-"""The training engine: one loop for every hepdl model and objective.
+"""The training engine: one loop for every hepdl model and objective, and whole runs on shards.
 
     from hepdl.train import TrainSettings, train
     result = train(model, train_set, val_set, TrainSettings(epochs=5), out_dir="run/")
+
+    run = train_model("results/prepared/jets_sim_0", {"model": {"name": "jet_cnn"}}, "run/")
 """
 
 from hepdl.train.augment import ImageAugment, jet_image_augment, pixel_map_augment
@@ -17,6 +19,7 @@ from hepdl.train.objectives import (
 )
 from hepdl.train.reweight import SpectrumReweighter, reweight_background_to_signal
 from hepdl.train.settings import TrainSettings, load_settings
+from hepdl.train.training_run import TrainingRun, train_model
 
 __all__ = [
     "PREEMPTED_EXIT_CODE",
@@ -29,6 +32,7 @@ __all__ = [
     "SpectrumReweighter",
     "TrainResult",
     "TrainSettings",
+    "TrainingRun",
     "choose_device",
     "evaluate",
     "jet_image_augment",
@@ -39,4 +43,5 @@ __all__ = [
     "register_objective",
     "reweight_background_to_signal",
     "train",
+    "train_model",
 ]

@@ -60,7 +60,7 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
 def use_channels_last(setting: bool | str, device: torch.device, model: nn.Module) -> bool:
     """Channels-last (NHWC) memory helps conv layers on CUDA tensor cores, not on CPU."""
     if setting == "auto":
-        return device.type == "cuda" and bool(getattr(model, "prefers_channels_last", False))
+        return device.type == "cuda" and bool(model.prefers_channels_last)
     return bool(setting)
 
 

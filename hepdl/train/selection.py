@@ -1,8 +1,9 @@
-"""Which training entries a run sees: by class (anomaly mode) and a seeded subset (label-efficiency studies).
+"""Which entries a run sees: by class (anomaly mode), seeded subsets (label-efficiency studies).
 
-``select_training_entries`` applies the ``train_classes`` and ``max_train_entries`` settings to a
-training dataset and returns a :class:`SubsetDataset` view (no copy of the arrays), or the dataset
-itself when neither is set.
+``select_training_entries`` applies the ``train_classes``, ``max_train_entries`` and ``min_steps``
+settings to a training dataset, ``select_validation_entries`` the ``max_validation_entries``
+setting to a validation dataset; each returns a :class:`SubsetDataset` view (no copy of the
+arrays), or the dataset itself when nothing is set.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from hepdl.train.settings import TrainSettings
 
 #: mixed into the run seed for the subset draw, so it does not coincide with the shuffling stream
 _SUBSET_STREAM = 0x5B5E7
+#: mixed into the run seed for the validation subset: independent of the training subset's stream
+_VALIDATION_STREAM = 0x7A11D
 
 
 class SubsetDataset(Dataset):
@@ -70,11 +73,45 @@ def training_indices(label: np.ndarray, settings: TrainSettings) -> np.ndarray |
 
 
 def select_training_entries(dataset: Dataset, settings: TrainSettings) -> Dataset:
-    """The training dataset restricted by ``train_classes`` / ``max_train_entries`` (a view)."""
-    if settings.train_classes is None and settings.max_train_entries is None:
+    """The training dataset restricted by ``train_classes`` / ``max_train_entries``, repeated to
+    ``min_steps`` (a view)."""
+    if settings.train_classes is not None or settings.max_train_entries is not None:
+        label = dataset_array(dataset, "label")
+        if label is None:
+            raise HepdlError("train_classes/max_train_entries: the training dataset has no 'label' array")
+        keep = training_indices(label, settings)
+        if keep is not None and len(keep) != len(dataset):
+            dataset = SubsetDataset(dataset, keep)
+    return repeat_to_steps(dataset, settings.batch_size, settings.epochs, settings.min_steps)
+
+
+def repeat_to_steps(train_set: Dataset, batch_size: int, epochs: int, min_steps: int) -> Dataset:
+    """``train_set`` repeated so that ``epochs`` epochs take at least ``min_steps`` optimiser steps.
+
+    A 50-jet set gives one step per epoch: reaching the steps by more epochs would validate (and
+    checkpoint) on the large validation split after every step; repeating the entries within an
+    epoch gives the same optimisation at a tenth of the cost.
+    """
+    need = -(-min_steps * batch_size // epochs)
+    if len(train_set) == 0 or len(train_set) >= need:
+        return train_set
+    if isinstance(train_set, SubsetDataset):
+        parent, indices = train_set.dataset, train_set.indices
+    else:
+        parent, indices = train_set, np.arange(len(train_set))
+    return SubsetDataset(parent, np.tile(indices, -(-need // len(indices))))
+
+
+def select_validation_entries(dataset: Dataset, settings: TrainSettings) -> Dataset:
+    """``max_validation_entries`` of the validation split, drawn from the run's seed (all of it when smaller).
+
+    A run on a few hundred labelled jets should select its best epoch on no more labelled jets
+    than it trained on: an analysis with 50 labels has no other 1000 to validate with, and a large
+    validation set flatters small-label results (Oliver et al. 2018, "Realistic evaluation of
+    deep semi-supervised learning algorithms").
+    """
+    size = settings.max_validation_entries
+    if size is None or size >= len(dataset):
         return dataset
-    label = dataset_array(dataset, "label")
-    if label is None:
-        raise HepdlError("train_classes/max_train_entries: the training dataset has no 'label' array")
-    keep = training_indices(label, settings)
-    return dataset if keep is None or len(keep) == len(dataset) else SubsetDataset(dataset, keep)
+    rng = np.random.default_rng([int(settings.seed), _VALIDATION_STREAM])
+    return SubsetDataset(dataset, np.sort(rng.choice(len(dataset), size=size, replace=False)))

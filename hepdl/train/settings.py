@@ -74,6 +74,8 @@ class TrainSettings:
     # training-entry selection and initialisation (autoencoder pre-training, anomaly mode, label efficiency)
     train_classes: list[int] | None = None  # train only on entries with these labels (e.g. [0]: background only)
     max_train_entries: int | None = None  # a seeded random subset of this many training entries
+    min_steps: int = 0  # a small training set is repeated within each epoch until the run takes this many optimiser steps
+    max_validation_entries: int | None = None  # a seeded random subset of this many validation entries
     init_body_from: str | None = None  # autoencoder model file whose encoder initialises the CNN body
     pretrained_body_lr_factor: float = 1.0  # init_body_from: the body's learning rate is learning_rate times this
     # domain adaptation (objective "adapt": sim shards + unlabelled data shards) and fine-tuning ("finetune")
@@ -111,8 +113,12 @@ class TrainSettings:
             raise ConfigError(f"tbptt_window: must be null or a positive integer, not {self.tbptt_window!r}")
         if self.num_workers != "auto" and (not isinstance(self.num_workers, int) or self.num_workers < 0):
             raise ConfigError(f"num_workers: must be 'auto' or an integer >= 0, not {self.num_workers!r}")
-        if self.max_train_entries is not None and (not isinstance(self.max_train_entries, int) or self.max_train_entries < 1):
-            raise ConfigError(f"max_train_entries: must be null or a positive integer, not {self.max_train_entries!r}")
+        for key in ("max_train_entries", "max_validation_entries"):
+            value = getattr(self, key)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ConfigError(f"{key}: must be null or a positive integer, not {value!r}")
+        if not isinstance(self.min_steps, int) or self.min_steps < 0:
+            raise ConfigError(f"min_steps: must be an integer >= 0, not {self.min_steps!r}")
         if self.train_classes is not None and (
                 not isinstance(self.train_classes, list) or not self.train_classes
                 or not all(isinstance(c, int) and not isinstance(c, bool) for c in self.train_classes)):

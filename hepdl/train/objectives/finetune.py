@@ -22,6 +22,7 @@ from torch import nn
 
 from hepdl.errors import ConfigError
 from hepdl.models.init import initialise_weights
+from hepdl.models.interface import BodyAndHead
 from hepdl.models.model_file import load_model_file
 from hepdl.train.objectives.base import classes_of, model_inputs_of, register_objective
 from hepdl.train.objectives.classify import Classify
@@ -38,9 +39,9 @@ def load_for_finetuning(path: str | os.PathLike, seed: int) -> tuple[nn.Module, 
     control sample's decision on top of the pre-trained features.
     """
     model, info = load_model_file(path)
-    head = getattr(model, "head", None)
-    if head is None or getattr(model, "body", None) is None:
+    if not isinstance(model, BodyAndHead):
         raise ValueError(f"{os.fspath(path)}: model {info['architecture'].get('name')!r} has no body/head to fine-tune")
+    head = model.head
     last = head[-1] if isinstance(head, nn.Sequential) else head
     initialise_weights(head, int(seed), output_layers=(last,))
     return model.train(), info
