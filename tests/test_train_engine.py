@@ -298,6 +298,29 @@ def test_resume_without_checkpoint_starts_fresh_and_refuses_other_settings(tmp_p
         train(build_model(s.model), tr, va, settings(epochs=3, learning_rate=0.1), out_dir=tmp_path, resume=True)
 
 
+def test_resumed_run_repeats_the_uninterrupted_one(tmp_path):
+    tr, va = ArrayDataset(toy_jets(300, 0)), ArrayDataset(toy_jets(100, 1))
+
+    def run(epochs, out, resume=False):
+        # min_delta 1: no epoch after the first improves on it, so patience 2 stops after epoch 3
+        s = settings(epochs=epochs, augment=True, augment_shift=1, augment_noise=0.05, schedule="step", step_size=1,
+                     early_stopping_patience=2, min_delta=1.0)
+        return train(build_model(s.model), tr, va, s, out_dir=out, resume=resume)
+
+    straight = run(6, tmp_path / "straight")
+    assert straight.stopped_early and straight.epochs_run == 3 and straight.best_epoch == 1
+    assert not run(2, tmp_path / "parts").stopped_early
+    resumed = run(6, tmp_path / "parts", resume=True)  # the patience count carries over the resumption
+
+    def timeless(history):
+        return [{k: v for k, v in row.items() if k not in ("seconds", "samples_per_s")} for row in history]
+
+    assert timeless(resumed.history) == timeless(straight.history)
+    assert (resumed.stopped_early, resumed.best_epoch, resumed.best_val_loss) == (True, 1, straight.best_val_loss)
+    expected = straight.model.state_dict()
+    assert all(torch.equal(v, expected[k]) for k, v in resumed.model.state_dict().items())
+
+
 def test_class_and_event_weights_enter_the_loss_weights():
     from hepdl.train.engine import class_weights, sample_weights
 

@@ -1,9 +1,12 @@
 """The training engine: one loop for every model and objective.
 
-Read :func:`train` top to bottom: setup (device, precision, data, weights,
-optimiser, schedule), optional resume, then the epoch loop (train batches,
-validate, schedule, early stopping, checkpoint, log). Objectives (classify, and
-later autoencode/adapt/finetune) plug in through :mod:`hepdl.train.objectives`.
+Read :func:`train` top to bottom: :func:`set_up` (device, precision, process group, loss
+weights, the model on its device, optimiser, schedule, augmentation, data) builds a
+:class:`RunSetup`; a resumed run restores its :class:`~hepdl.train.run_state.RunState` from
+the checkpoint (:func:`resume_run`); then every epoch is :func:`train_epoch` (the batches,
+:func:`train_step` each, and the SIGTERM check) and :func:`end_epoch` (validation, schedule,
+early stopping, history, checkpoint, log). Objectives (classify, autoencode, adapt, decorrelate,
+finetune) plug in through :mod:`hepdl.train.objectives`.
 
 Determinism: epoch ``e`` reseeds torch's global RNG (dropout) and the augmentation
 generator from ``(seed, e)`` and draws its shuffle from the same pair, so a run
@@ -26,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from hepdl.errors import ConfigError, HepdlError
@@ -44,6 +47,7 @@ from hepdl.train.device import (
 from hepdl.train.objectives import Objective, make_objective
 from hepdl.train.outputs import history_columns, plot_training_curves, write_metrics_csv
 from hepdl.train.reweight import SpectrumReweighter
+from hepdl.train.run_state import EpochTally, RunState
 from hepdl.train.settings import TrainSettings
 
 #: Exit status of ``hepdl train`` after SIGTERM: checkpoint written, rerun with ``--resume``
@@ -294,6 +298,169 @@ def predict(
     return outputs
 
 
+# --------------------------------------------------------------------------- the run's set-up
+
+
+@dataclass
+class RunSetup:
+    """What :func:`set_up` builds and the loop reads: hardware, model and objective, optimisation, data."""
+
+    settings: TrainSettings
+    started: float  # time.perf_counter() at the start of set-up
+    device: torch.device
+    ddp_here: bool  # this run joined the process group (and leaves it at the end)
+    world_size: int
+    is_main: bool  # rank 0: writes the files and the log
+    amp_dtype: torch.dtype | None
+    channels_last: bool
+    show_bar: bool
+    module: nn.Module  # the model itself, never the DDP wrapper
+    objective: Objective
+    out_dir: str | os.PathLike | None
+    checkpoint_path: str | None
+    resuming: bool  # resume asked for and a checkpoint exists
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None
+    scaler: torch.amp.GradScaler
+    l1_params: list[nn.Parameter]
+    augment: ImageAugment | None
+    aug_generator: torch.Generator
+    sampler: EpochBatchSampler
+    loader: DataLoader
+    val_set: Dataset
+    val_weights: torch.Tensor
+
+
+def loss_weights(train_set: Dataset, val_set: Dataset, settings: TrainSettings,
+                 n_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-entry loss weights of both splits, class weights and pT reweighting fitted on the training split only."""
+    train_label = whole_array(train_set, "label").astype(np.int64)
+    cw = class_weights(settings, train_label, n_classes)
+    reweighter = None
+    if settings.reweight != "none":
+        eta = whole_array(train_set, "jet_eta") if settings.reweight == "pt_eta" else None
+        event = _optional_array(train_set, "weight") if settings.use_event_weights else None
+        reweighter = SpectrumReweighter.fit(whole_array(train_set, "jet_pt"), eta, train_label, event,
+                                            pt_bins=settings.reweight_bins, eta_bins=settings.reweight_eta_bins)
+    return (sample_weights(train_set, settings, n_classes, reweighter, cw),
+            sample_weights(val_set, settings, n_classes, reweighter, cw))
+
+
+def prepare_model(module: nn.Module, train_set: Dataset, settings: TrainSettings, device: torch.device,
+                  channels_last: bool, *, fit_constants: bool) -> None:
+    """The model's side of the set-up: constants, truncated BPTT, device and memory layout.
+
+    Model-side constants (e.g. the MLP's standardisation) come from the training split; a model
+    that needs several arrays for them names them in ``standardisation_keys``. A resumed run
+    (``fit_constants=False``) takes them from the checkpoint's state_dict instead.
+    """
+    if fit_constants and hasattr(module, "fit_standardisation"):
+        keys = getattr(module, "standardisation_keys", (module.input_key,))
+        module.fit_standardisation(*(whole_array(train_set, k) for k in keys))
+    if settings.tbptt_window is not None:
+        set_tbptt_window(module, settings.tbptt_window)
+    module.to(device)
+    if channels_last:
+        module.to(memory_format=torch.channels_last)
+
+
+def train_loader(train_set: Dataset, weights: torch.Tensor, settings: TrainSettings, device: torch.device,
+                 rank: int, world_size: int) -> tuple[EpochBatchSampler, DataLoader]:
+    """This rank's batch sampler and the loader over it; batches carry ``sample_weight``."""
+    drop_last = len(train_set) // world_size >= 2 * settings.batch_size
+    sampler = EpochBatchSampler(len(train_set), settings.batch_size, seed=settings.seed, rank=rank,
+                                world_size=world_size, drop_last=drop_last)
+    loader = make_loader(train_set, sampler, num_workers=default_num_workers(settings.num_workers, device),
+                         pin_memory=device.type == "cuda", extra={"sample_weight": weights})
+    return sampler, loader
+
+
+def set_up(
+    model: nn.Module, train_set: Dataset, val_set: Dataset, settings: TrainSettings, *,
+    out_dir: str | os.PathLike | None, resume: bool, objective: Objective | None,
+) -> RunSetup:
+    """Device, precision and process group, loss weights, the model on its device, optimiser, data."""
+    started = time.perf_counter()
+    device = choose_device(settings.device)
+    ddp_here = distributed.setup(device)
+    rank, world_size = distributed.world()
+    is_main = rank == 0
+    amp_dtype = choose_precision(settings.precision, device)
+    channels_last = use_channels_last(settings.channels_last, device, model)
+    objective = objective or make_objective(settings.objective, model, settings)
+    checkpoint_path = os.path.join(out_dir, "checkpoint.pt") if out_dir is not None else None
+    if out_dir is not None and is_main:
+        os.makedirs(out_dir, exist_ok=True)
+    if resume and checkpoint_path is None:
+        raise ConfigError("resume: needs an output directory holding checkpoint.pt")
+    if resume and not os.path.exists(checkpoint_path):
+        # the same command serves the first submission and every requeue of a batch job
+        if is_main:
+            print(f"hepdl train: no {checkpoint_path} yet; starting from scratch", file=sys.stderr, flush=True)
+        resume = False
+
+    train_weights, val_weights = loss_weights(train_set, val_set, settings, objective.n_classes)
+    prepare_model(model, train_set, settings, device, channels_last, fit_constants=not resume)
+    optimizer = build_optimizer(model, settings)
+    sampler, loader = train_loader(train_set, train_weights, settings, device, rank, world_size)
+    return RunSetup(
+        settings=settings, started=started, device=device, ddp_here=ddp_here, world_size=world_size,
+        is_main=is_main, amp_dtype=amp_dtype, channels_last=channels_last,
+        show_bar=is_main and (settings.progress == "always" or (settings.progress == "auto" and sys.stderr.isatty())),
+        module=model, objective=objective, out_dir=out_dir, checkpoint_path=checkpoint_path, resuming=resume,
+        optimizer=optimizer, scheduler=build_scheduler(optimizer, settings),
+        scaler=torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16),
+        l1_params=[p for p in model.parameters() if p.dim() >= 2] if settings.l1 > 0 else [],
+        augment=build_augment(settings, objective.input_key, getattr(train_set, "meta", {}) or {}),
+        aug_generator=torch.Generator(), sampler=sampler, loader=loader, val_set=val_set, val_weights=val_weights,
+    )
+
+
+def data_parallel(run: RunSetup) -> nn.Module:
+    """The model the loop trains: under torchrun wrapped in DistributedDataParallel (gradients averaged over ranks)."""
+    if run.world_size == 1:
+        return run.module
+    device_ids = [run.device] if run.device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(run.module, device_ids=device_ids)
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def save_run(run: RunSetup, state: RunState) -> None:
+    """Rank 0 writes ``checkpoint.pt`` (when there is an output directory): all :func:`resume_run` reads."""
+    if not (run.is_main and run.checkpoint_path):
+        return
+    save_checkpoint(run.checkpoint_path, {
+        "model": run.module.state_dict(), "optimizer": run.optimizer.state_dict(),
+        "scheduler": run.scheduler.state_dict() if run.scheduler is not None else None,
+        "scaler": run.scaler.state_dict() if run.scaler.is_enabled() else None,
+        **state.to_checkpoint(),
+        "rng": rng_states(), "aug_generator": run.aug_generator.get_state(), "sampler": run.sampler.state_dict(),
+        "settings": run.settings.to_dict(),
+    })
+
+
+def resume_run(run: RunSetup) -> RunState:
+    """Load the checkpoint into model, optimiser, scheduler, scaler and RNGs; return the loop's state."""
+    ckpt = load_checkpoint(run.checkpoint_path)
+    check_resumable(ckpt.get("settings", {}), run.settings, run.checkpoint_path)
+    run.module.load_state_dict(ckpt["model"])
+    run.optimizer.load_state_dict(ckpt["optimizer"])
+    if run.scheduler is not None and ckpt["scheduler"] is not None:
+        run.scheduler.load_state_dict(ckpt["scheduler"])
+    if ckpt["scaler"] is not None:
+        run.scaler.load_state_dict(ckpt["scaler"])
+    state = RunState.from_checkpoint(ckpt)
+    set_rng_states(ckpt["rng"])
+    run.aug_generator.set_state(ckpt["aug_generator"])
+    if run.is_main:
+        batch = state.tally.batches
+        where = f"epoch {state.epoch + 1}, batch {batch}" if batch else f"epoch {state.epoch + 1}"
+        print(f"hepdl train: resuming from {run.checkpoint_path} at {where}", file=sys.stderr, flush=True)
+    return state
+
+
 # --------------------------------------------------------------------------- the loop
 
 
@@ -318,218 +485,139 @@ def train(
     yet, so one command serves a batch job and its requeues). On SIGTERM the loop writes a
     checkpoint at the next batch and returns with ``preempted=True``.
     """
-    t_start = time.perf_counter()
-    device = choose_device(settings.device)
-    ddp_here = distributed.setup(device)
-    rank, world_size = distributed.world()
-    is_main = rank == 0
-    amp_dtype = choose_precision(settings.precision, device)
-    module = model
-    channels_last = use_channels_last(settings.channels_last, device, module)
-    objective = objective or make_objective(settings.objective, module, settings)
-    show_bar = is_main and (settings.progress == "always" or (settings.progress == "auto" and sys.stderr.isatty()))
-    checkpoint_path = os.path.join(out_dir, "checkpoint.pt") if out_dir is not None else None
-    if out_dir is not None and is_main:
-        os.makedirs(out_dir, exist_ok=True)
-    if resume and checkpoint_path is None:
-        raise ConfigError("resume: needs an output directory holding checkpoint.pt")
-    if resume and not os.path.exists(checkpoint_path):
-        # the same command serves the first submission and every requeue of a batch job
-        if is_main:
-            print(f"hepdl train: no {checkpoint_path} yet; starting from scratch", file=sys.stderr, flush=True)
-        resume = False
-
-    # --- event weights, fitted on the training split only
-    n_classes = objective.n_classes
-    train_label = whole_array(train_set, "label").astype(np.int64)
-    cw = class_weights(settings, train_label, n_classes)
-    reweighter = None
-    if settings.reweight != "none":
-        eta = whole_array(train_set, "jet_eta") if settings.reweight == "pt_eta" else None
-        event = _optional_array(train_set, "weight") if settings.use_event_weights else None
-        reweighter = SpectrumReweighter.fit(whole_array(train_set, "jet_pt"), eta, train_label, event,
-                                            pt_bins=settings.reweight_bins, eta_bins=settings.reweight_eta_bins)
-    train_weights = sample_weights(train_set, settings, n_classes, reweighter, cw)
-    val_weights = sample_weights(val_set, settings, n_classes, reweighter, cw)
-
-    # --- model-side constants from the training split (e.g. the MLP's standardisation);
-    # a model that needs several arrays for them names them in ``standardisation_keys``
-    if hasattr(module, "fit_standardisation") and not resume:
-        keys = getattr(module, "standardisation_keys", (module.input_key,))
-        module.fit_standardisation(*(whole_array(train_set, k) for k in keys))
-    if settings.tbptt_window is not None:
-        set_tbptt_window(module, settings.tbptt_window)
-
-    module.to(device)
-    if channels_last:
-        module.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(module, settings)
-    scheduler = build_scheduler(optimizer, settings)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    l1_params = [p for p in module.parameters() if p.dim() >= 2] if settings.l1 > 0 else []
-    augment = build_augment(settings, objective.input_key, getattr(train_set, "meta", {}) or {})
-    aug_generator = torch.Generator()
-
-    sampler = EpochBatchSampler(len(train_set), settings.batch_size, seed=settings.seed, rank=rank,
-                                world_size=world_size, drop_last=len(train_set) // world_size >= 2 * settings.batch_size)
-    loader = make_loader(train_set, sampler, num_workers=default_num_workers(settings.num_workers, device),
-                         pin_memory=device.type == "cuda", extra={"sample_weight": train_weights})
-
-    # --- bookkeeping that a checkpoint carries
-    start_epoch, start_batch = 0, 0
-    partial = {"loss_sum": 0.0, "batches": 0, "samples": 0, "seconds": 0.0}
-    history: list[dict[str, Any]] = []
-    best = {"val_loss": math.inf, "epoch": -1, "state": None, "wait": 0, "stopped_early": False}
-
-    if resume:
-        ckpt = load_checkpoint(checkpoint_path)
-        check_resumable(ckpt.get("settings", {}), settings, checkpoint_path)
-        module.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        if scheduler is not None and ckpt["scheduler"] is not None:
-            scheduler.load_state_dict(ckpt["scheduler"])
-        if ckpt["scaler"] is not None:
-            scaler.load_state_dict(ckpt["scaler"])
-        start_epoch, start_batch = ckpt["epoch"], ckpt["batch"]
-        partial, history, best = ckpt["partial"], ckpt["history"], ckpt["best"]
-        set_rng_states(ckpt["rng"])
-        aug_generator.set_state(ckpt["aug_generator"])
-        if is_main:
-            where = f"epoch {start_epoch + 1}, batch {start_batch}" if start_batch else f"epoch {start_epoch + 1}"
-            print(f"hepdl train: resuming from {checkpoint_path} at {where}", file=sys.stderr, flush=True)
-
-    train_model: nn.Module = module
-    if world_size > 1:
-        train_model = nn.parallel.DistributedDataParallel(module, device_ids=[device] if device.type == "cuda" else None)
-
-    def checkpoint(epoch: int, batch: int) -> None:
-        if not (is_main and checkpoint_path):
-            return
-        save_checkpoint(checkpoint_path, {
-            "model": module.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict() if scheduler is not None else None,
-            "scaler": scaler.state_dict() if scaler.is_enabled() else None,
-            "epoch": epoch, "batch": batch, "partial": partial, "history": history, "best": best,
-            "rng": rng_states(), "aug_generator": aug_generator.get_state(), "sampler": sampler.state_dict(),
-            "settings": settings.to_dict(),
-        })
-
-    preempted = False
-    epoch = start_epoch
+    run = set_up(model, train_set, val_set, settings, out_dir=out_dir, resume=resume, objective=objective)
+    state = resume_run(run) if run.resuming else RunState()
+    train_model = data_parallel(run)
+    first_epoch, preempted = state.epoch, False
     with _Preemption() as preemption:
-        for epoch in range(start_epoch, settings.epochs):
-            if best["stopped_early"]:
-                break
-            sampler.set_epoch(epoch, start_batch)
-            if start_batch == 0:
-                # dropout and augmentation of this epoch depend on (seed, epoch) only
-                torch.manual_seed(epoch_seed(settings.seed, epoch) ^ 0x5EED)
-                aug_generator.manual_seed(epoch_seed(settings.seed, epoch) ^ 0xA06)
-                partial = {"loss_sum": 0.0, "batches": 0, "samples": 0, "seconds": 0.0}
-            start_batch = 0
-            train_model.train()
-            objective.begin_epoch(epoch, module, optimizer)  # e.g. fine-tuning freezes, later unfreezes, the body
-            t_epoch = time.perf_counter()
-            loss_sum = torch.zeros((), device=device)  # summed on the device: no sync per batch
-            bar = tqdm(loader, desc=f"epoch {epoch + 1}/{settings.epochs}", file=sys.stderr, disable=not show_bar,
-                       leave=False, dynamic_ncols=True)
-            for batch in bar:
-                batch = to_device(batch, device, channels_last)
-                # e.g. the ramp of the DANN gradient reversal
-                objective.set_progress((epoch + partial["batches"] / max(sampler.n_batches(), 1)) / settings.epochs)
-                if augment is not None:
-                    key = objective.input_key
-                    batch[key] = augment(batch[key], aug_generator)
-                with autocast(device, amp_dtype):
-                    loss, logs = objective.loss(train_model, batch)
-                total = loss
-                if l1_params:
-                    total = total + settings.l1 * sum(p.abs().sum() for p in l1_params)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(total).backward()
-                if settings.grad_clip:
-                    scaler.unscale_(optimizer)
-                    nn.utils.clip_grad_norm_(module.parameters(), settings.grad_clip)
-                scaler.step(optimizer)
-                scaler.update()
-                loss_sum += loss.detach()
-                partial["batches"] += 1
-                partial["samples"] += len(batch["index"]) * world_size
-                if show_bar and partial["batches"] % 10 == 0:
-                    bar.set_postfix(loss=f"{(partial['loss_sum'] + float(loss_sum)) / partial['batches']:.4f}")
-                # under DDP the ranks agree on stopping (a collective: every 10th batch, not to sync each one)
-                if (world_size == 1 or partial["batches"] % 10 == 0) and distributed.any_rank(
-                    preemption.requested, device
-                ):
-                    partial["loss_sum"] += float(loss_sum)
-                    partial["seconds"] += time.perf_counter() - t_epoch
-                    checkpoint(epoch, partial["batches"])
-                    preempted = True
-                    break
-            bar.close()
+        while state.epoch < settings.epochs and not state.best.stopped_early:
+            preempted = train_epoch(run, train_model, state, preemption)
             if preempted:
-                if is_main:
-                    print(f"hepdl train: SIGTERM: checkpoint written at epoch {epoch + 1}, batch {partial['batches']}; "
-                          "rerun with --resume", file=sys.stderr, flush=True)
                 break
-            partial["loss_sum"] += float(loss_sum)
-            train_seconds = partial["seconds"] + time.perf_counter() - t_epoch
-            # the epoch's mean training loss over all ranks' batches
-            per_rank = distributed.gather_objects((partial["loss_sum"], partial["batches"]))
-            train_loss = sum(r[0] for r in per_rank) / max(sum(r[1] for r in per_rank), 1)
-            if not math.isfinite(train_loss):
-                raise HepdlError(f"training diverged: loss is {train_loss} in epoch {epoch + 1} "
-                                 f"(lower learning_rate or set grad_clip)")
-
-            val_loss, outputs = evaluate(train_model, objective, val_set, device=device,
-                                         batch_size=settings.eval_batch_size, amp_dtype=amp_dtype,
-                                         channels_last=channels_last, weights=val_weights,
-                                         keys=objective.metric_keys)
-            metrics = objective.metrics(outputs, outputs)
-            lr = optimizer.param_groups[0]["lr"]
-            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                scheduler.step(val_loss)
-            elif scheduler is not None:
-                scheduler.step()
-
-            if val_loss < best["val_loss"] - settings.min_delta:
-                best.update(val_loss=val_loss, epoch=epoch + 1, wait=0,
-                            state={k: v.detach().cpu().clone() for k, v in module.state_dict().items()})
-            else:
-                best["wait"] += 1
-                patience = settings.early_stopping_patience
-                best["stopped_early"] = patience is not None and best["wait"] >= patience
-            row = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss,
-                   **{f"val_{k}": v for k, v in metrics.items()}, "lr": lr, "seconds": train_seconds,
-                   "samples_per_s": partial["samples"] / max(train_seconds, 1e-9)}
-            history.append(row)
-            partial = {"loss_sum": 0.0, "batches": 0, "samples": 0, "seconds": 0.0}
-            checkpoint(epoch + 1, 0)
-            if is_main and out_dir is not None:
-                write_metrics_csv(os.path.join(out_dir, "metrics.csv"), history)
-            if is_main and settings.log_epochs:
-                mean_epoch = (time.perf_counter() - t_start) / (epoch + 1 - start_epoch)
-                eta = mean_epoch * (settings.epochs - epoch - 1)
-                monitor = f" val {objective.monitor} {metrics.get(objective.monitor, float('nan')):.4f}"
-                print(f"epoch {epoch + 1}/{settings.epochs}: train loss {train_loss:.4f} val loss {val_loss:.4f}"
-                      f"{monitor} lr {lr:.3g} {row['samples_per_s']:.0f} samples/s ETA {eta:.0f}s"
-                      + (" (early stop)" if best["stopped_early"] else ""), file=sys.stderr, flush=True)
+            row = end_epoch(run, train_model, state, first_epoch)
             if on_epoch_end is not None:
                 on_epoch_end(row)
         distributed.barrier()
-    if is_main and out_dir is not None and history:
+    if run.is_main and out_dir is not None and state.history:
         # once per run, not per epoch: a plot costs more than a small model's epoch
-        plot_training_curves(history_columns(history), path=os.path.join(out_dir, "training_curve.png"))
+        plot_training_curves(history_columns(state.history), path=os.path.join(out_dir, "training_curve.png"))
 
-    if best["state"] is not None and not preempted:
-        module.load_state_dict(best["state"])
-    distributed.teardown(ddp_here)
-    completed = len(history)
+    best = state.best
+    if best.state is not None and not preempted:
+        model.load_state_dict(best.state)
+    distributed.teardown(run.ddp_here)
     return TrainResult(
-        model=module, objective=objective, history=history, best_epoch=best["epoch"], best_val_loss=best["val_loss"],
-        epochs_run=completed, preempted=preempted, stopped_early=bool(best["stopped_early"]),
-        samples_per_second=samples_per_second(history),
-        wall_seconds=time.perf_counter() - t_start, device=str(device),
-        precision={None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[amp_dtype],
-        info={"world_size": world_size, "channels_last": channels_last, "reweight": settings.reweight},
+        model=model, objective=run.objective, history=state.history, best_epoch=best.epoch,
+        best_val_loss=best.val_loss, epochs_run=len(state.history), preempted=preempted,
+        stopped_early=bool(best.stopped_early), samples_per_second=samples_per_second(state.history),
+        wall_seconds=time.perf_counter() - run.started, device=str(run.device),
+        precision={None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[run.amp_dtype],
+        info={"world_size": run.world_size, "channels_last": run.channels_last, "reweight": settings.reweight},
     )
+
+
+def train_epoch(run: RunSetup, train_model: nn.Module, state: RunState, preemption: _Preemption) -> bool:
+    """The training batches of epoch ``state.epoch`` (those not yet run, when resumed inside it).
+
+    Returns True if SIGTERM stopped the epoch; the checkpoint then holds the batch reached.
+    """
+    settings, objective, epoch = run.settings, run.objective, state.epoch
+    run.sampler.set_epoch(epoch, state.tally.batches)  # resumed inside the epoch: skip the batches already run
+    if state.tally.batches == 0:
+        # dropout and augmentation of this epoch depend on (seed, epoch) only
+        torch.manual_seed(epoch_seed(settings.seed, epoch) ^ 0x5EED)
+        run.aug_generator.manual_seed(epoch_seed(settings.seed, epoch) ^ 0xA06)
+        state.tally = EpochTally()
+    tally = state.tally
+    train_model.train()
+    objective.begin_epoch(epoch, run.module, run.optimizer)  # e.g. fine-tuning freezes, later unfreezes, the body
+    t_epoch = time.perf_counter()
+    loss_sum = torch.zeros((), device=run.device)  # summed on the device: no sync per batch
+    preempted = False
+    bar = tqdm(run.loader, desc=f"epoch {epoch + 1}/{settings.epochs}", file=sys.stderr, disable=not run.show_bar,
+               leave=False, dynamic_ncols=True)
+    for batch in bar:
+        batch = to_device(batch, run.device, run.channels_last)
+        # e.g. the ramp of the DANN gradient reversal
+        objective.set_progress((epoch + tally.batches / max(run.sampler.n_batches(), 1)) / settings.epochs)
+        loss_sum += train_step(run, train_model, batch)
+        tally.batches += 1
+        tally.samples += len(batch["index"]) * run.world_size
+        if run.show_bar and tally.batches % 10 == 0:
+            bar.set_postfix(loss=f"{(tally.loss_sum + float(loss_sum)) / tally.batches:.4f}")
+        # under DDP the ranks agree on stopping (a collective: every 10th batch, not to sync each one)
+        if (run.world_size == 1 or tally.batches % 10 == 0) and distributed.any_rank(preemption.requested, run.device):
+            preempted = True
+            break
+    tally.loss_sum += float(loss_sum)
+    tally.seconds += time.perf_counter() - t_epoch
+    bar.close()
+    if preempted:
+        save_run(run, state)
+        if run.is_main:
+            print(f"hepdl train: SIGTERM: checkpoint written at epoch {epoch + 1}, batch {tally.batches}; "
+                  "rerun with --resume", file=sys.stderr, flush=True)
+    return preempted
+
+
+def train_step(run: RunSetup, train_model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Augment, forward, backward and optimiser step on one batch; returns the objective's loss (no L1 term)."""
+    settings = run.settings
+    if run.augment is not None:
+        key = run.objective.input_key
+        batch[key] = run.augment(batch[key], run.aug_generator)
+    with autocast(run.device, run.amp_dtype):
+        loss, _ = run.objective.loss(train_model, batch)
+    total = loss
+    if run.l1_params:
+        total = total + settings.l1 * sum(p.abs().sum() for p in run.l1_params)
+    run.optimizer.zero_grad(set_to_none=True)
+    run.scaler.scale(total).backward()
+    if settings.grad_clip:
+        run.scaler.unscale_(run.optimizer)
+        nn.utils.clip_grad_norm_(run.module.parameters(), settings.grad_clip)
+    run.scaler.step(run.optimizer)
+    run.scaler.update()
+    return loss.detach()
+
+
+def end_epoch(run: RunSetup, train_model: nn.Module, state: RunState, first_epoch: int) -> dict[str, Any]:
+    """Validate, step the schedule, track the best epoch, record the history row, checkpoint and log.
+
+    ``first_epoch`` is where this process started (the ETA counts only its own epochs). Returns the row.
+    """
+    settings, objective, epoch, tally = run.settings, run.objective, state.epoch, state.tally
+    # the epoch's mean training loss over all ranks' batches
+    per_rank = distributed.gather_objects((tally.loss_sum, tally.batches))
+    train_loss = sum(r[0] for r in per_rank) / max(sum(r[1] for r in per_rank), 1)
+    if not math.isfinite(train_loss):
+        raise HepdlError(f"training diverged: loss is {train_loss} in epoch {epoch + 1} "
+                         f"(lower learning_rate or set grad_clip)")
+
+    val_loss, outputs = evaluate(train_model, objective, run.val_set, device=run.device,
+                                 batch_size=settings.eval_batch_size, amp_dtype=run.amp_dtype,
+                                 channels_last=run.channels_last, weights=run.val_weights, keys=objective.metric_keys)
+    metrics = objective.metrics(outputs, outputs)
+    lr = run.optimizer.param_groups[0]["lr"]
+    if isinstance(run.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        run.scheduler.step(val_loss)
+    elif run.scheduler is not None:
+        run.scheduler.step()
+    state.best.update(val_loss, epoch + 1, run.module, min_delta=settings.min_delta,
+                      patience=settings.early_stopping_patience)
+
+    row = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss,
+           **{f"val_{k}": v for k, v in metrics.items()}, "lr": lr, "seconds": tally.seconds,
+           "samples_per_s": tally.samples / max(tally.seconds, 1e-9)}
+    state.history.append(row)
+    state.epoch, state.tally = epoch + 1, EpochTally()
+    save_run(run, state)
+    if run.is_main and run.out_dir is not None:
+        write_metrics_csv(os.path.join(run.out_dir, "metrics.csv"), state.history)
+    if run.is_main and settings.log_epochs:
+        eta = (time.perf_counter() - run.started) / (epoch + 1 - first_epoch) * (settings.epochs - epoch - 1)
+        monitor = f" val {objective.monitor} {metrics.get(objective.monitor, float('nan')):.4f}"
+        print(f"epoch {epoch + 1}/{settings.epochs}: train loss {train_loss:.4f} val loss {val_loss:.4f}"
+              f"{monitor} lr {lr:.3g} {row['samples_per_s']:.0f} samples/s ETA {eta:.0f}s"
+              + (" (early stop)" if state.best.stopped_early else ""), file=sys.stderr, flush=True)
+    return row
