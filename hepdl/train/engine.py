@@ -33,6 +33,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from hepdl.errors import ConfigError, HepdlError
+from hepdl.models.interface import BodyAndHead, HepdlModel
 from hepdl.train import distributed
 from hepdl.train.augment import ImageAugment, jet_image_augment, pixel_map_augment
 from hepdl.train.checkpoint import load_checkpoint, rng_states, save_checkpoint, set_rng_states
@@ -156,10 +157,9 @@ def build_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Op
     A body initialised by ``init_body_from`` learns at ``pretrained_body_lr_factor`` times the rate:
     at full rate a few hundred labelled jets overwrite the pre-trained features within the first steps.
     """
-    body = getattr(getattr(model, "module", model), "body", None)
     slow: set[int] = set()
-    if settings.init_body_from and settings.pretrained_body_lr_factor != 1.0 and body is not None:
-        slow = {id(p) for p in body.parameters()}
+    if settings.init_body_from and settings.pretrained_body_lr_factor != 1.0 and isinstance(model, BodyAndHead):
+        slow = {id(p) for p in model.body.parameters()}
     trainable = [p for p in model.parameters() if p.requires_grad]
 
     def by_decay(params: list[torch.nn.Parameter], lr: float) -> list[dict[str, Any]]:
@@ -198,15 +198,11 @@ def build_augment(settings: TrainSettings, input_key: str, meta: Mapping[str, An
     raise ConfigError(f"augment: no augmentation defined for input {input_key!r} (only jet_images, pixel_maps)")
 
 
-def set_tbptt_window(model: nn.Module, window: int | None) -> None:
-    """Truncated BPTT: every recurrent part of ``model`` (a submodule with a ``tbptt_window``
-    attribute) runs its sequences in windows of ``window`` steps in training mode, with no
-    gradient through the hidden state passed from one window to the next."""
-    recurrent = [m for m in model.modules() if hasattr(m, "tbptt_window")]
-    if not recurrent:
-        raise ConfigError(f"tbptt_window: model {type(model).__name__} has no recurrent part to truncate")
-    for m in recurrent:
-        m.tbptt_window = window
+def set_tbptt_window(model: HepdlModel, window: int | None) -> None:
+    """Truncated BPTT: the model's recurrent part runs its sequences in windows of ``window`` steps
+    in training mode, with no gradient through the hidden state passed from one window to the next;
+    a model without one refuses (:class:`ConfigError`)."""
+    model.set_tbptt_window(window)
 
 
 #: settings that may change between a run and its resumption (they do not change the result)
@@ -350,13 +346,12 @@ def prepare_model(module: nn.Module, train_set: Dataset, settings: TrainSettings
                   channels_last: bool, *, fit_constants: bool) -> None:
     """The model's side of the set-up: constants, truncated BPTT, device and memory layout.
 
-    Model-side constants (e.g. the MLP's standardisation) come from the training split; a model
-    that needs several arrays for them names them in ``standardisation_keys``. A resumed run
-    (``fit_constants=False``) takes them from the checkpoint's state_dict instead.
+    Model-side constants (e.g. the MLP's standardisation) come from the training split's arrays
+    the model names in ``standardisation_keys``. A resumed run (``fit_constants=False``) takes them
+    from the checkpoint's state_dict instead.
     """
-    if fit_constants and hasattr(module, "fit_standardisation"):
-        keys = getattr(module, "standardisation_keys", (module.input_key,))
-        module.fit_standardisation(*(whole_array(train_set, k) for k in keys))
+    if fit_constants and module.standardisation_keys:
+        module.fit_standardisation(*(whole_array(train_set, k) for k in module.standardisation_keys))
     if settings.tbptt_window is not None:
         set_tbptt_window(module, settings.tbptt_window)
     module.to(device)
