@@ -3,7 +3,11 @@
 import os
 import sys
 
-from snakemake.utils import min_version, validate
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import min_version
+
+from hepdl.config import validate_config
+from hepdl.errors import ConfigError
 
 min_version("9.0")
 
@@ -11,7 +15,12 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+# The schema is composed from hepdl's declarations (tasks, representations, training settings,
+# models), so the config is validated by hepdl itself: a mistyped key fails here, at -n.
+try:
+    config.update(validate_config(config))
+except ConfigError as err:
+    raise WorkflowError(str(err)) from None
 
 # Jobs run `hepdl` through the shell; put the interpreter that runs Snakemake (the
 # venv hepdl is installed in) first on PATH, so that local and batch jobs find it.
@@ -23,11 +32,11 @@ include: "workflow/rules/generate.smk"
 include: "workflow/rules/prepare.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/autoencode.smk"
-include: "workflow/rules/adapt.smk"
 include: "workflow/rules/evaluate.smk"
 
 
 rule all:
     input:
         f"{RESULTS}/summary.json",
+        plot_files(),
     default_target: True

@@ -217,7 +217,7 @@ def test_label_efficiency_cli(trained, tmp_path):
                                "pretrained_body_lr_factor": 0.1, "model": {"name": "jet_cnn", "channels": [4, 8]}}))
     assert main(["label-efficiency", "--shards", *shards[:2], "--settings", str(cnn), "--ae-model", str(out / "model.pt"),
                  "--sizes", "20", "all", "--min-steps", "4", "--repeats", "2", "--output", str(tmp_path / "le")]) == 0
-    result = json.loads((tmp_path / "le" / "pretrained_cnn.json").read_text())
+    result = json.loads((tmp_path / "le" / "label_efficiency.json").read_text())
     n_all = len(PreparedDataset(shards[:2], "train", ("label",)))
     assert result["task"] == "jets" and result["model"] == "pretrained_cnn"
     assert result["n_train_sizes"] == [20, n_all]

@@ -39,12 +39,16 @@ def test_default_config_dry_run_plans_every_stage(tmp_path):
     result = _snakemake(work, "-n", "--cores", "2")
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout + result.stderr
-    for rule in ("generate_jets", "generate_neutrino", "prepare_jets", "prepare_neutrino", "train_jet_cnn",
-                 "train_jet_expert", "train_jet_expert_mlp", "train_jet_tracks", "train_jet_autoencoder",
-                 "jet_ae_features", "train_jet_ae_xgboost", "jet_label_efficiency", "train_jet_dann",
-                 "evaluate_domain", "train_nu_cvn", "train_nu_baseline_bdt", "train_nu_dann", "evaluate_jets",
-                 "evaluate_nu", "summary"):
+    for rule in ("generate_jets", "generate_neutrino", "prepare", "train_network", "train_xgboost",
+                 "autoencoder_features", "label_efficiency", "evaluate_domain", "evaluate_binary",
+                 "evaluate_multiclass", "plots_jets", "plots_neutrino", "summary"):
         assert rule in out, rule
+    # one training job per model block of the config, each under its task
+    for task, model in (("jets", "cnn"), ("jets", "expert_mlp"), ("jets", "track_rnn"), ("jets", "combined"),
+                        ("jets", "autoencoder"), ("jets", "ae_anomaly"), ("jets", "dann"), ("neutrino", "cvn"),
+                        ("neutrino", "dann"), ("jets", "expert_bdt"), ("jets", "mass_bdt"), ("jets", "ae_xgboost"),
+                        ("neutrino", "baseline_bdt")):
+        assert f"results/{task}/{model}/test_scores.npz" in out, (task, model)
 
 
 def test_lint_names_no_rule_problems(tmp_path):
@@ -86,7 +90,8 @@ def test_user_files_replace_generation_and_bad_keys_are_named(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout + result.stderr
     assert "generate_jets" not in out and "generate_neutrino" not in out
-    assert "prepare_jets" in out and "evaluate_domain" not in out  # no data sample given: no domain study
+    assert "prepare" in out and "evaluate_domain" not in out  # no data sample given: no domain study
+    assert "results/jets/dann/model.pt" not in out  # nor its adapting network
     config.write_text(json.dumps({"jets": {"generat": {}}}))
     bad = _snakemake(work, "-n", "--cores", "2", "--configfile", str(config))
     assert bad.returncode != 0 and "generat" in bad.stdout + bad.stderr

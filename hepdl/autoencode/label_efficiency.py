@@ -25,8 +25,8 @@ def run_label_efficiency(
     """``({"random": {n: [auc, ...]}, "pretrained": {n: [auc, ...]}}, {n: validation entries})`` for
     each training-set size (None: all).
 
-    Every run is a :func:`hepdl.train_model` run in ``output/runs/<init>_<n>_<draw>`` (its model file
-    and scores stay there). Each subset size is drawn ``repeats`` times (draw r: seed
+    Every run is a :func:`hepdl.train_model` run in ``output/<init>_<n>_<draw>`` (its model file and
+    scores stay there). Each subset size is drawn ``repeats`` times (draw r: seed
     ``settings.seed + r`` for the subset and the initialisation): at 50 jets one draw's AUC varies by
     several hundredths. The whole training split is trained once. ``min_steps``: a small set is
     repeated within each epoch so that every run takes at least this many optimiser steps, otherwise
@@ -61,7 +61,7 @@ def run_label_efficiency(
                                         min_steps=min_steps if subset else 0)
             for init in ("random", "pretrained"):
                 run = dataclasses.replace(drawn, init_body_from=autoencoder_path if init == "pretrained" else None)
-                trained = train_model(shards, run, os.path.join(output, "runs", f"{init}_{n_labelled}_{draw}"))
+                trained = train_model(shards, run, os.path.join(output, f"{init}_{n_labelled}_{draw}"))
                 test = trained.scores["test"]
                 weight = test["weight"]
                 if settings.reweight != "none":

@@ -1,8 +1,9 @@
 """``hepdl label-efficiency``: test AUC vs labelled training jets, CNN body random vs pre-trained.
 
-Writes ``OUTPUT/<name>.json`` (the shards' task, model ``<name>``: ``auc`` of the pre-trained CNN on
-the largest size, ``auc_random_init``, ``auc_<init>_<n>`` per size, the whole table),
-``OUTPUT/label_efficiency.png``, and each training run in ``OUTPUT/runs/<init>_<n>_<draw>/``.
+Writes ``OUTPUT/label_efficiency.json`` (the shards' task, model ``<name>`` (its summary key):
+``auc`` of the pre-trained CNN on the largest size, ``auc_random_init``, ``auc_<init>_<n>`` per size,
+the whole table), ``OUTPUT/label_efficiency.png``, and each training run in ``RUNS/<init>_<n>_<draw>/``
+(``--runs``, default ``OUTPUT/runs``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sizes", nargs="+", default=["200", "1000", "all"], help="training-set sizes, or 'all'")
     p.add_argument("--output", required=True, help="output directory")
     p.add_argument("--name", default="pretrained_cnn", help="model name in the metrics JSON (summary entry)")
+    p.add_argument("--runs", help="directory of the training runs (default: OUTPUT/runs)")
     p.add_argument("--min-steps", type=int, default=0,
                    help="repeat a subset within each epoch until the run takes this many optimiser steps (default 0: off)")
     p.add_argument("--repeats", type=int, default=1,
@@ -47,12 +49,13 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     settings = load_settings(args.settings, {"seed": args.seed} if args.seed is not None else None)
     sizes = parse_sizes(args.sizes)
-    results, n_validation = run_label_efficiency(args.shards, settings, args.ae_model, sizes, args.output,
+    runs = args.runs or os.path.join(args.output, "runs")
+    results, n_validation = run_label_efficiency(args.shards, settings, args.ae_model, sizes, runs,
                                                  min_steps=args.min_steps, repeats=args.repeats)
     os.makedirs(args.output, exist_ok=True)
     task = load_meta(find_shards(args.shards)[0])["task"]
     entry = summary_entry(results, task, args.name, n_validation)
-    write_json(os.path.join(args.output, f"{args.name}.json"), entry)
+    write_json(os.path.join(args.output, "label_efficiency.json"), entry)
     plot_label_efficiency(results, path=os.path.join(args.output, "label_efficiency.png"))
     for init, points in results.items():
         table = ", ".join(f"{n}: {sum(v) / len(v):.4f}" for n, v in sorted(points.items()))

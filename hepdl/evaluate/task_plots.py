@@ -15,7 +15,6 @@ import numpy as np
 
 from hepdl.errors import ConfigError, InputError
 from hepdl.evaluate import plots
-from hepdl.represent.torch_dataset import PreparedDataset
 from hepdl.tasks import Task, get_task
 
 #: jet images are (N, C, H, W); summing per class in chunks keeps memory flat in N
@@ -26,6 +25,8 @@ def average_images(shards: Sequence[str], output: str, *, file_name: str | None 
                    channel: str | None = None, classes: Sequence[str] | None = None) -> str:
     """Average jet image per class of one channel (default: the first) of a split, written into the
     directory ``output`` as ``file_name`` (default ``average_images_<channel>.png``); returns the path."""
+    from hepdl.represent.torch_dataset import PreparedDataset
+
     ds = PreparedDataset(list(shards), split, arrays=("jet_images", "label"))
     spec = ds.meta.get("spec", {}).get("image", {})
     channels = list(spec.get("channels", []))
@@ -58,6 +59,8 @@ def event_display(shards: Sequence[str], scores: Mapping[str, np.ndarray], path:
 
     The events are the first of each true class, then the next ones in order: reproducible and varied.
     """
+    from hepdl.represent.torch_dataset import PreparedDataset
+
     ds = PreparedDataset(list(shards), "test", arrays=("pixel_maps", "label"))
     if len(ds) != len(scores["score"]):
         raise InputError(f"{where}: {len(scores['score'])} scores but the shards' test split has {len(ds)} events")

@@ -4,44 +4,34 @@
     result = train(model, train_set, val_set, TrainSettings(epochs=5), out_dir="run/")
 
     run = train_model("results/prepared/jets_sim_0", {"model": {"name": "jet_cnn"}}, "run/")
+
+Names are imported on first use: the numpy-only parts (``hepdl.train.reweight``, used by the
+evaluation) then do not pull in torch.
 """
 
-from hepdl.train.augment import ImageAugment, jet_image_augment, pixel_map_augment
-from hepdl.train.data import ArrayDataset, EpochBatchSampler
-from hepdl.train.device import choose_device
-from hepdl.train.engine import PREEMPTED_EXIT_CODE, TrainResult, evaluate, predict, train
-from hepdl.train.objectives import (
-    OBJECTIVES,
-    Classify,
-    Objective,
-    make_objective,
-    register_objective,
-)
-from hepdl.train.reweight import SpectrumReweighter, reweight_background_to_signal
-from hepdl.train.settings import TrainSettings, load_settings
-from hepdl.train.training_run import TrainingRun, train_model
+import importlib
 
-__all__ = [
-    "PREEMPTED_EXIT_CODE",
-    "ArrayDataset",
-    "Classify",
-    "EpochBatchSampler",
-    "OBJECTIVES",
-    "ImageAugment",
-    "Objective",
-    "SpectrumReweighter",
-    "TrainResult",
-    "TrainSettings",
-    "TrainingRun",
-    "choose_device",
-    "evaluate",
-    "jet_image_augment",
-    "load_settings",
-    "make_objective",
-    "pixel_map_augment",
-    "predict",
-    "register_objective",
-    "reweight_background_to_signal",
-    "train",
-    "train_model",
-]
+_LAZY = {
+    "ImageAugment": "augment", "jet_image_augment": "augment", "pixel_map_augment": "augment",
+    "ArrayDataset": "data", "EpochBatchSampler": "data",
+    "choose_device": "device",
+    "PREEMPTED_EXIT_CODE": "engine", "TrainResult": "engine", "evaluate": "engine", "predict": "engine",
+    "train": "engine",
+    "OBJECTIVES": "objectives", "Classify": "objectives", "Objective": "objectives", "make_objective": "objectives",
+    "register_objective": "objectives",
+    "SpectrumReweighter": "reweight", "reweight_background_to_signal": "reweight",
+    "TrainSettings": "settings", "load_settings": "settings",
+    "TrainingRun": "training_run", "train_model": "training_run",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"hepdl.train.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'hepdl.train' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -8,14 +8,16 @@ a typo never silently falls back to a default.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from hepdl.errors import ConfigError
-from hepdl.train.objectives import objective_class
+from hepdl.train.objectives import OBJECTIVES, objective_class
 
 _CHOICES = {
     "optimizer": ("adam", "adamw", "sgd"),
@@ -26,6 +28,12 @@ _CHOICES = {
 }
 
 
+#: the comment beside a field of TrainSettings: its description
+_FIELD_NOTE = re.compile(r"^    (\w+): [^\n]*?#\s*([^\n]*)$", re.M)
+_JSON_TYPES = {"int": "integer", "float": "number", "bool": "boolean", "str": "string", "None": "null",
+               "dict": "object", "list": "array"}
+
+
 @dataclass
 class TrainSettings:
     """Everything that decides a training run (and nothing about where files are).
@@ -34,20 +42,20 @@ class TrainSettings:
     a GPU with mixed precision and channels-last chosen automatically.
     """
 
-    model: dict[str, Any] = field(default_factory=lambda: {"name": "jet_cnn"})
-    objective: str = "classify"
-    seed: int = 0
+    model: dict[str, Any] = field(default_factory=lambda: {"name": "jet_cnn"})  # the network: a registered model's name and settings
+    objective: str = "classify"  # what is minimised (hepdl.train.objectives)
+    seed: int = 0  # initialisation, shuffling, dropout, augmentation and subsets derive from it
     # hardware
     device: str = "auto"  # auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps
     precision: str = "auto"  # auto: bf16 autocast on CUDA (fp16 + GradScaler if no bf16), fp32 elsewhere
     channels_last: bool | str = "auto"  # auto: on CUDA for conv models
     num_workers: int | str = "auto"  # DataLoader workers; auto: 0 on CPU, min(4, cores) on GPU
     # optimisation
-    epochs: int = 10
-    batch_size: int = 128
-    eval_batch_size: int = 512
-    optimizer: str = "adam"
-    learning_rate: float = 1e-3
+    epochs: int = 10  # passes over the training split
+    batch_size: int = 128  # training entries per optimiser step
+    eval_batch_size: int = 512  # entries per forward pass when validating and scoring
+    optimizer: str = "adam"  # adam, adamw (decoupled weight decay) or sgd
+    learning_rate: float = 1e-3  # initial learning rate, then the schedule
     momentum: float = 0.9  # sgd only
     weight_decay: float = 0.0  # L2 (decoupled for adamw); biases and norm layers excluded
     l1: float = 0.0  # L1 penalty coefficient on conv/linear weights, added to the loss
@@ -56,18 +64,18 @@ class TrainSettings:
     schedule: str = "cosine"  # per-epoch LR schedule
     step_size: int = 5  # step schedule: epochs between LR drops
     gamma: float = 0.5  # step/plateau LR factor
-    plateau_patience: int = 2
-    min_lr: float = 0.0
+    plateau_patience: int = 2  # plateau schedule: epochs without improvement before a drop
+    min_lr: float = 0.0  # floor of the cosine and plateau schedules
     early_stopping_patience: int | None = 5  # epochs without val-loss improvement; None: off
-    min_delta: float = 0.0
+    min_delta: float = 0.0  # smallest val-loss decrease that counts as an improvement
     # event weighting
     class_weights: str | list[float] | None = None  # None, "balanced", or one weight per class
     use_event_weights: bool = True  # multiply by the dataset's per-entry "weight"
     reweight: str = "none"  # reweight background's jet pT ("pt") or pT and eta ("pt_eta") to signal
     reweight_bins: int = 20  # pT bins (quantiles of the training split)
-    reweight_eta_bins: int = 4
+    reweight_eta_bins: int = 4  # eta bins of pt_eta reweighting
     # augmentation (training batches only)
-    augment: bool = False
+    augment: bool = False  # on-the-fly augmentation of image inputs (reflections, shifts, noise)
     augment_reflect: str | list[str] = "auto"  # "auto" (from the image preprocessing), or ["rows", "columns"]
     augment_shift: int = 0  # max roll in pixels along each image axis
     augment_noise: float = 0.0  # relative Gaussian noise on non-empty pixels
@@ -141,6 +149,24 @@ class TrainSettings:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def schema_properties(cls) -> dict[str, dict[str, Any]]:
+        """JSON-schema properties of every setting: its types, its choices, and the comment beside
+        it in this class as the description (with the default), for the workflow's config schema."""
+        notes = {m.group(1): m.group(2) for m in _FIELD_NOTE.finditer(inspect.getsource(cls))}
+        properties = {}
+        for f in dataclasses.fields(cls):
+            types = [_JSON_TYPES[t.split("[")[0].strip()] for t in str(f.type).split("|")]
+            prop: dict[str, Any] = {"type": types[0] if len(types) == 1 else types}
+            if f.name in _CHOICES:
+                prop["enum"] = list(_CHOICES[f.name])
+            if f.name == "objective":
+                prop["enum"] = sorted(OBJECTIVES)
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            prop["description"] = f"{notes.get(f.name, f.name.replace('_', ' '))} (default {json.dumps(default)})"
+            properties[f.name] = prop
+        return properties
 
 
 def load_settings(path: str | os.PathLike, overrides: Mapping[str, Any] | None = None) -> TrainSettings:

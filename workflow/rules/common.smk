@@ -1,11 +1,36 @@
-# Paths, per-task input lists and helpers shared by every rule family.
+# Paths, the tasks' model blocks and helpers shared by every rule family. Everything a rule
+# knows about a task comes from its declaration (hepdl.tasks) and its config section.
 import glob
 import json
+import re
+import shlex
+
+from hepdl.config import NETWORK_WORKFLOW_KEYS
+from hepdl.evaluate.task_plots import plot_files as task_plot_files
+from hepdl.represent.representations import task_representations
+from hepdl.tasks import get_task
+from hepdl.train.objectives import objective_class
 
 RESULTS = config["results"]
 TASKS = config["tasks"]
 SEED = config["seed"]
-NEUTRINO_CLASSES = ["numu_cc", "nue_cc", "nc"] + (["nutau_cc"] if config["neutrino"]["generate"]["nutau"] else [])
+DOMAINS = ("sim", "data")
+
+
+def as_json(value):
+    return json.dumps(value, sort_keys=True)
+
+
+def quoted(paths):
+    return " ".join(shlex.quote(str(p)) for p in paths)
+
+
+def alternatives(names):
+    """A wildcard regex matching exactly these names (and nothing when there are none)."""
+    return "|".join(re.escape(n) for n in sorted(set(names))) or "(?!)"
+
+
+# --------------------------------------------------------------------------- input files
 
 
 def user_files(task, domain):
@@ -28,62 +53,168 @@ def sample_files(task, domain):
     return [f"{RESULTS}/samples/{task}_{domain}_{i}.root" for i in range(n)]
 
 
+def has_data(task):
+    """A data sample exists: generated, or the user's."""
+    return bool(config[task]["data"]) or not config[task]["sim"]
+
+
 def shards(task, domain):
     """One prepared shard directory per input file."""
     return [f"{RESULTS}/prepared/{task}_{domain}_{i}" for i in range(len(sample_files(task, domain)))]
 
 
-def field_mapping(task):
-    """The config's mapping, as the JSON that `hepdl prepare --fields` takes (identity by default)."""
-    return json.dumps(config[task]["fields"])
-
-
-def as_json(value):
-    return json.dumps(value, sort_keys=True)
-
-
-def jet_classifier_settings(name):
-    """A jet classifier's training settings, with the task's pT reweighting unless the model sets its own."""
-    return as_json({"reweight": config["jets"]["reweight"], **config["jets"][name]})
-
-
-# Evaluation weights the background to the signal's pT whenever training reweights.
-JET_EVAL_REWEIGHT = "none" if config["jets"]["reweight"] == "none" else "pt"
-
-
 def chunk_seed(task, domain, chunk):
     """Each generation job gets its own seed, derived from the config's."""
-    offset = {"jets": 0, "neutrino": 500}[task] + {"sim": 0, "data": 1000}[domain]
+    offset = get_task(task).generation_seed_offset + {"sim": 0, "data": 1000}[domain]
     return SEED * 10_000 + offset + int(chunk)
 
 
-JET_MODELS = ["cnn", "expert_bdt", "mass_bdt", "expert_mlp", "track_rnn", "combined", "ae_xgboost", "ae_anomaly"]
-NEUTRINO_MODELS = ["cvn", "baseline_bdt"]
+def prepare_threads(task):
+    """Threads of a prepare job: two where a representation runs in the background (N-subjettiness)."""
+    return 2 if any(rep.concurrent for rep in task_representations(get_task(task))) else 1
 
 
-def jet_scores(model):
-    return f"{RESULTS}/jets/{model}/test_scores.npz"
+# --------------------------------------------------------------------------- model blocks
 
 
-def nu_scores(model, split="test"):
-    return f"{RESULTS}/neutrino/{model}/{split}_scores.npz"
+def blocks(task):
+    """The task's model blocks by name (null blocks dropped), in config order."""
+    return {name: b for name, b in config[task]["models"].items() if b is not None}
+
+
+def block(task, name):
+    try:
+        return blocks(task)[name]
+    except KeyError:
+        raise WorkflowError(f"config key {task}.models: no model block {name!r} (blocks: {sorted(blocks(task))})") from None
+
+
+def is_xgboost(b):
+    return "xgboost" in b
+
+
+def evaluated(task):
+    return [n for n, b in blocks(task).items() if b.get("evaluate", True)]
+
+
+def network_names(task):
+    return [n for n, b in blocks(task).items() if not is_xgboost(b)]
+
+
+def xgboost_names(task):
+    return [n for n, b in blocks(task).items() if is_xgboost(b)]
+
+
+def feature_sources(task):
+    """Autoencoder blocks whose feature shards an XGBoost block reads."""
+    return [b["features_of"] for b in blocks(task).values() if is_xgboost(b) and b.get("features_of")]
+
+
+for _task in TASKS:
+    _nets = set(network_names(_task))
+    for _other in TASKS:
+        _clash = _nets & set(xgboost_names(_other))
+        if _clash:
+            raise WorkflowError(f"config key {_task}.models / {_other}.models: {sorted(_clash)[0]!r} is a network "
+                                "in one task and an XGBoost in the other; give them distinct names")
+    for _source in feature_sources(_task):
+        if _source not in _nets:
+            raise WorkflowError(f"config key {_task}.models: features_of {_source!r} is not a network block")
+    if config[_task]["reweight"] != "none" and not get_task(_task).kinematics:
+        raise WorkflowError(f"config key {_task}.reweight: the task has no kinematics to reweight")
+
+TASK_RE = alternatives(TASKS)
+NETWORK_RE = alternatives(n for t in TASKS for n in network_names(t))
+XGBOOST_RE = alternatives(n for t in TASKS for n in xgboost_names(t))
+FEATURES_RE = alternatives(n for t in TASKS for n in feature_sources(t))
+BINARY_RE = alternatives(t for t in TASKS if get_task(t).metrics == "binary")
+MULTICLASS_RE = alternatives(t for t in TASKS if get_task(t).metrics == "multiclass")
+EVALUATED_RE = alternatives(n for t in TASKS for n in evaluated(t))
+
+
+def reweight(task, name):
+    """A block's reweighting: its own, else the task's."""
+    return block(task, name).get("reweight", config[task]["reweight"])
+
+
+def evaluation_reweight(task):
+    """Evaluation weights the background to the signal's pT whenever the task's training reweights."""
+    return "none" if config[task]["reweight"] == "none" else "pt"
+
+
+def training_settings(task, name, b=None):
+    """The hepdl.train.TrainSettings of a network block, as JSON: the block less the workflow's keys,
+    with the task's reweighting unless the block sets its own."""
+    b = block(task, name) if b is None else b
+    settings = {k: v for k, v in b.items() if k not in NETWORK_WORKFLOW_KEYS}
+    return as_json({"reweight": config[task]["reweight"], **settings})
+
+
+def resource(task, name, key):
+    """A block's resources: its own, else the defaults of its kind."""
+    xgb = is_xgboost(block(task, name))
+    defaults = {"threads": 2, "gpu": 0 if xgb else 1, "mem_mb": 3000 if xgb else 6000, "runtime": 60 if xgb else 240}
+    return (block(task, name).get("resources") or {}).get(key, defaults[key])
+
+
+def uses_data_sample(task, name):
+    return objective_class(block(task, name).get("objective", "classify")).uses_data_sample
+
+
+def training_shards(task, name):
+    """The shards a network trains on: the simulation's, and the data's with train_on_data."""
+    domains = ("sim", "data") if block(task, name).get("train_on_data") else ("sim",)
+    return [s for domain in domains for s in shards(task, domain)]
+
+
+def data_sample_shards(task, name):
+    """An adapting block's data sample (its train split joins training unlabelled)."""
+    if not uses_data_sample(task, name):
+        return []
+    if not has_data(task):
+        raise WorkflowError(f"config key {task}.models.{name}: objective {block(task, name)['objective']!r} needs a "
+                            f"data sample; give {task}.data")
+    return shards(task, "data")
+
+
+def test_scores(task, name):
+    return f"{RESULTS}/{task}/{name}/test_scores.npz"
+
+
+def xgboost_shards(task, name):
+    """The shards an XGBoost block reads: the prepared ones, or an autoencoder's feature shards."""
+    source = block(task, name).get("features_of")
+    if not source:
+        return shards(task, "sim")
+    return [f"{RESULTS}/{task}/{source}/features/{os.path.basename(s)}" for s in shards(task, "sim")]
+
+
+def xgboost_inputs(task, name):
+    """What an XGBoost job waits for: the prepared shards, or the autoencoder's feature-shard directory."""
+    source = block(task, name).get("features_of")
+    return [f"{RESULTS}/{task}/{source}/features"] if source else shards(task, "sim")
+
+
+def label_efficiency(task):
+    study = config[task]["label_efficiency"]
+    if not study:
+        raise WorkflowError(f"config key {task}.label_efficiency: no study configured")
+    return study
+
+
+# --------------------------------------------------------------------------- results
 
 
 def metric_files():
     files = []
-    if "jets" in TASKS:
-        files += [f"{RESULTS}/jets/evaluation/{m}.json" for m in JET_MODELS]
-        files += [f"{RESULTS}/jets/evaluation/pretrained_cnn.json"]
-    if "neutrino" in TASKS:
-        files += [f"{RESULTS}/neutrino/evaluation/{m}.json" for m in NEUTRINO_MODELS]
     for task in TASKS:
-        if config[task]["data"] or not config[task]["sim"]:  # a data sample exists: generated or the user's
+        files += [f"{RESULTS}/{task}/evaluation/{m}.json" for m in evaluated(task)]
+        if config[task]["label_efficiency"]:
+            files += [f"{RESULTS}/{task}/evaluation/label_efficiency.json"]
+        if config[task]["domain"] and has_data(task):
             files += [f"{RESULTS}/{task}/evaluation/domain/domain.json"]
     return files
 
 
-def train_shell():
-    return (
-        "hepdl train --shards {input.shards} --output {params.outdir} --settings {params.settings:q}"
-        " --seed {params.seed} --device {params.device} --threads {threads} > {log} 2>&1"
-    )
+def plot_files():
+    return [f"{RESULTS}/{task}/evaluation/{f}" for task in TASKS for f in task_plot_files(get_task(task))]

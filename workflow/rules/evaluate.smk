@@ -1,57 +1,106 @@
-# Evaluation: metrics JSONs and plots per task, gathered into results/summary.json.
+# Evaluation: each evaluated model by its task's metric family, the task-level plots its
+# declaration names, the sim-vs-data comparison, and results/summary.json gathering them all.
 
 
-
-rule evaluate_jets:
+rule evaluate_binary:
     input:
-        scores=[jet_scores(m) for m in JET_MODELS],
-        shards=shards("jets", "sim"),
+        scores=f"{RESULTS}/{{task}}/{{model}}/test_scores.npz",
     output:
-        metrics=[f"{RESULTS}/jets/evaluation/{m}.json" for m in JET_MODELS],
-        roc=report(f"{RESULTS}/jets/evaluation/roc.png", category="Jets", subcategory="ROC"),
-        images=report(f"{RESULTS}/jets/evaluation/average_images_calo_et.png", category="Jets", subcategory="Images"),
+        metrics=f"{RESULTS}/{{task}}/evaluation/{{model}}.json",
+        plot=report(f"{RESULTS}/{{task}}/evaluation/scores_{{model}}.png", category="{task}", subcategory="Scores"),
+    wildcard_constraints:
+        task=BINARY_RE,
+        model=EVALUATED_RE,
     params:
-        outdir=lambda w, output: os.path.dirname(output[0]),
-        names=" ".join(JET_MODELS),
-        reweight=JET_EVAL_REWEIGHT,
+        outdir=lambda w, output: os.path.dirname(output.metrics),
+        reweight=lambda w: evaluation_reweight(w.task),
     log:
-        f"{RESULTS}/logs/evaluate_jets.log",
+        f"{RESULTS}/logs/evaluate_{{task}}_{{model}}.log",
     threads: 1
     resources:
-        mem_mb=3000,
-        runtime=30,
+        mem_mb=2000,
+        runtime=10,
     shell:
-        "(hepdl evaluate binary --task jets --scores {input.scores} --names {params.names} --output {params.outdir}"
-        " --reweight {params.reweight}"
-        " && hepdl evaluate images --shards {input.shards} --split test --classes QCD W --channel calo_et"
-        " --output {params.outdir}) > {log} 2>&1"
+        "hepdl evaluate binary --task {wildcards.task} --scores {input.scores:q} --names {wildcards.model}"
+        " --output {params.outdir:q} --reweight {params.reweight} --no-roc > {log:q} 2>&1"
 
 
-rule evaluate_nu:
+rule evaluate_multiclass:
     input:
-        scores=[nu_scores(m) for m in NEUTRINO_MODELS],
-        val_scores=[nu_scores(m, "val") for m in NEUTRINO_MODELS],
-        cvn_scores=nu_scores("cvn"),
-        shards=shards("neutrino", "sim"),
+        scores=f"{RESULTS}/{{task}}/{{model}}/test_scores.npz",
+        val_scores=f"{RESULTS}/{{task}}/{{model}}/val_scores.npz",
     output:
-        metrics=[f"{RESULTS}/neutrino/evaluation/{m}.json" for m in NEUTRINO_MODELS],
-        confusion=report(f"{RESULTS}/neutrino/evaluation/confusion_cvn.png", category="Neutrino", subcategory="Confusion"),
-        display=report(f"{RESULTS}/neutrino/evaluation/event_display.png", category="Neutrino", subcategory="Events"),
+        metrics=f"{RESULTS}/{{task}}/evaluation/{{model}}.json",
+        plot=report(f"{RESULTS}/{{task}}/evaluation/confusion_{{model}}.png", category="{task}", subcategory="Confusion"),
+    wildcard_constraints:
+        task=MULTICLASS_RE,
+        model=EVALUATED_RE,
     params:
-        outdir=lambda w, output: os.path.dirname(output[0]),
-        names=" ".join(NEUTRINO_MODELS),
-        classes=" ".join(NEUTRINO_CLASSES),
+        outdir=lambda w, output: os.path.dirname(output.metrics),
     log:
-        f"{RESULTS}/logs/evaluate_nu.log",
+        f"{RESULTS}/logs/evaluate_{{task}}_{{model}}.log",
     threads: 1
     resources:
-        mem_mb=3000,
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "hepdl evaluate multiclass --task {wildcards.task} --scores {input.scores:q} --val-scores {input.val_scores:q}"
+        " --names {wildcards.model} --output {params.outdir:q} > {log:q} 2>&1"
+
+
+# The task-level plots: one rule per task, whose outputs its declaration names (the plots of
+# every evaluated model; an event display shows the first model's scores).
+for _task in TASKS:
+
+    rule:
+        name:
+            f"plots_{_task}"
+        input:
+            scores=[test_scores(_task, m) for m in evaluated(_task)],
+            shards=shards(_task, "sim"),
+        output:
+            [report(f, category=_task, subcategory="Evaluation") for f in plot_files() if f.startswith(f"{RESULTS}/{_task}/")],
+        params:
+            task=_task,
+            names=" ".join(evaluated(_task)),
+            reweight=evaluation_reweight(_task),
+            outdir=lambda w, output: os.path.dirname(output[0]),
+        log:
+            f"{RESULTS}/logs/plots_{_task}.log",
+        threads: 1
+        resources:
+            mem_mb=3000,
+            runtime=30,
+        shell:
+            "hepdl evaluate plots --task {params.task} --shards {input.shards:q} --scores {input.scores:q}"
+            " --names {params.names} --reweight {params.reweight} --output {params.outdir:q} > {log:q} 2>&1"
+
+
+rule evaluate_domain:
+    input:
+        models=lambda w: [f"{RESULTS}/{w.task}/{m}/model.pt" for m in config[w.task]["domain"].values()],
+        shards=lambda w: shards(w.task, "sim"),
+        data=lambda w: shards(w.task, "data"),
+    output:
+        metrics=f"{RESULTS}/{{task}}/evaluation/domain/domain.json",
+        plot=report(f"{RESULTS}/{{task}}/evaluation/domain/domain_scores.png", category="{task}",
+                    subcategory="Domain adaptation"),
+    wildcard_constraints:
+        task=TASK_RE,
+    params:
+        seed=SEED,
+        outdir=lambda w, output: os.path.dirname(output.metrics),
+        models=lambda w, input: quoted(f"{name}={path}" for name, path in zip(config[w.task]["domain"], input.models)),
+        reweight=lambda w: evaluation_reweight(w.task),
+    log:
+        f"{RESULTS}/logs/evaluate_domain_{{task}}.log",
+    threads: 2
+    resources:
+        mem_mb=4000,
         runtime=30,
     shell:
-        "(hepdl evaluate multiclass --task neutrino --scores {input.scores} --val-scores {input.val_scores}"
-        " --names {params.names} --classes {params.classes} --output {params.outdir}"
-        " && hepdl evaluate display --shards {input.shards} --scores {input.cvn_scores} --classes {params.classes}"
-        " --n-events 8 --output {params.outdir}) > {log} 2>&1"
+        "hepdl evaluate domain --models {params.models} --sim-shards {input.shards:q} --data-shards {input.data:q}"
+        " --reweight {params.reweight} --output {params.outdir:q} --seed {params.seed} > {log:q} 2>&1"
 
 
 rule summary:
@@ -66,4 +115,4 @@ rule summary:
         mem_mb=1000,
         runtime=10,
     shell:
-        "hepdl summary {input} -o {output} > {log} 2>&1"
+        "hepdl summary {input:q} -o {output:q} > {log:q} 2>&1"

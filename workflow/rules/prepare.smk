@@ -1,57 +1,31 @@
 # One prepared shard per input ROOT file: scatter over files, gathered by training.
 
 
-rule prepare_jets:
+rule prepare:
     input:
-        lambda w: sample_files("jets", w.domain)[int(w.i)],
+        lambda w: sample_files(w.task, w.domain)[int(w.i)],
     output:
-        directory(f"{RESULTS}/prepared/jets_{{domain}}_{{i}}"),
+        directory(f"{RESULTS}/prepared/{{task}}_{{domain}}_{{i}}"),
     wildcard_constraints:
+        task=TASK_RE,
         domain="sim|data",
         i=r"\d+",
     params:
         seed=SEED,
-        tree=config["jets"]["tree"],
-        fields=field_mapping("jets"),
-        spec=as_json(config["jets"]["representation"]),
+        tree=lambda w: config[w.task]["tree"],
+        fields=lambda w: as_json(config[w.task]["fields"]),
+        spec=lambda w: as_json(config[w.task]["representation"]),
     log:
-        f"{RESULTS}/logs/prepare_jets_{{domain}}_{{i}}.log",
+        f"{RESULTS}/logs/prepare_{{task}}_{{domain}}_{{i}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/prepare_jets_{{domain}}_{{i}}.tsv"
+        f"{RESULTS}/benchmarks/prepare_{{task}}_{{domain}}_{{i}}.tsv"
     # N-subjettiness alongside the images, read-ahead and writing in threads; the shard is
     # the same bytes with any number (snakemake lowers it to --cores where that is less).
-    threads: 2
+    threads: lambda w: prepare_threads(w.task)
     resources:
         mem_mb=3000,
         runtime=60,
     shell:
-        "hepdl prepare jets --input {input} --tree {params.tree} --output {output} --seed {params.seed}"
-        " --domain {wildcards.domain} --fields {params.fields:q} --spec {params.spec:q} --threads {threads}"
-        " --no-progress > {log} 2>&1"
-
-
-rule prepare_neutrino:
-    input:
-        lambda w: sample_files("neutrino", w.domain)[int(w.i)],
-    output:
-        directory(f"{RESULTS}/prepared/neutrino_{{domain}}_{{i}}"),
-    wildcard_constraints:
-        domain="sim|data",
-        i=r"\d+",
-    params:
-        seed=SEED,
-        tree=config["neutrino"]["tree"],
-        fields=field_mapping("neutrino"),
-        spec=as_json(config["neutrino"]["representation"]),
-    log:
-        f"{RESULTS}/logs/prepare_neutrino_{{domain}}_{{i}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/prepare_neutrino_{{domain}}_{{i}}.tsv"
-    threads: 1
-    resources:
-        mem_mb=3000,
-        runtime=60,
-    shell:
-        "hepdl prepare neutrino --input {input} --tree {params.tree} --output {output} --seed {params.seed}"
-        " --domain {wildcards.domain} --fields {params.fields:q} --spec {params.spec:q} --no-progress"
-        " > {log} 2>&1"
+        "hepdl prepare {wildcards.task} --input {input:q} --tree {params.tree:q} --output {output:q}"
+        " --seed {params.seed} --domain {wildcards.domain} --fields {params.fields:q} --spec {params.spec:q}"
+        " --threads {threads} --no-progress > {log:q} 2>&1"

@@ -1,158 +1,74 @@
-# Training: each rule gathers the prepared sim shards of its task. Training rules ask
-# for a GPU on a cluster (resource gpu); locally the engine picks CUDA, MPS or CPU.
+# Training: one generic rule per kind of model block (network, XGBoost), for every task; the
+# blocks come from the config (<task>.models). Network rules ask for a GPU on a cluster
+# (resources gpu, request_gpus); locally the engine picks CUDA, MPS or CPU.
 
 
-rule train_jet_cnn:
+rule train_network:
     input:
-        shards=shards("jets", "sim"),
+        shards=lambda w: training_shards(w.task, w.model),
+        data=lambda w: data_sample_shards(w.task, w.model),
     output:
-        model=f"{RESULTS}/jets/cnn/model.pt",
-        scores=f"{RESULTS}/jets/cnn/test_scores.npz",
-        curve=report(f"{RESULTS}/jets/cnn/training_curve.png", category="Jets", subcategory="Training"),
-    params:
-        seed=SEED,
-        outdir=lambda w, output: os.path.dirname(output[0]),
-        settings=jet_classifier_settings("cnn"),
-        device=config["device"],
-    log:
-        f"{RESULTS}/logs/train_jet_cnn.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/train_jet_cnn.tsv"
-    threads: 2
-    resources:
-        mem_mb=6000,
-        runtime=240,
-        gpu=1,
-    shell:
-        train_shell()
-
-
-rule train_jet_expert_mlp:
-    input:
-        shards=shards("jets", "sim"),
-    output:
-        model=f"{RESULTS}/jets/expert_mlp/model.pt",
-        scores=f"{RESULTS}/jets/expert_mlp/test_scores.npz",
-    params:
-        seed=SEED,
-        outdir=lambda w, output: os.path.dirname(output[0]),
-        settings=jet_classifier_settings("expert_mlp"),
-        device="cpu",  # a few thousand parameters: a GPU would only add transfer time
-    log:
-        f"{RESULTS}/logs/train_jet_expert_mlp.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/train_jet_expert_mlp.tsv"
-    threads: 1
-    resources:
-        mem_mb=3000,
-        runtime=60,
-    shell:
-        train_shell()
-
-
-rule train_jet_expert:
-    input:
-        shards=shards("jets", "sim"),
-    output:
-        model=f"{RESULTS}/jets/{{bdt}}/bdt.json",
-        scores=f"{RESULTS}/jets/{{bdt}}/test_scores.npz",
+        model=f"{RESULTS}/{{task}}/{{model}}/model.pt",
+        scores=f"{RESULTS}/{{task}}/{{model}}/test_scores.npz",
+        val_scores=f"{RESULTS}/{{task}}/{{model}}/val_scores.npz",
+        curve=report(f"{RESULTS}/{{task}}/{{model}}/training_curve.png", category="{task}", subcategory="Training"),
     wildcard_constraints:
-        bdt="expert_bdt|mass_bdt",
+        task=TASK_RE,
+        model=NETWORK_RE,
     params:
         seed=SEED,
-        outdir=lambda w, output: os.path.dirname(output[0]),
-        features=lambda w: " ".join(["--features", *config["jets"][w.bdt]["features"]]) if config["jets"][w.bdt]["features"] else "",
-        xgb=lambda w: config["jets"][w.bdt],
-        reweight=config["jets"]["reweight"],
+        outdir=lambda w, output: os.path.dirname(output.model),
+        settings=lambda w: training_settings(w.task, w.model),
+        device=lambda w: block(w.task, w.model).get("device", config["device"]),
+        data=lambda w, input: f"--data-shards {quoted(input.data)}" if input.data else "",
     log:
-        f"{RESULTS}/logs/train_jet_{{bdt}}.log",
+        f"{RESULTS}/logs/train_{{task}}_{{model}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/train_jet_{{bdt}}.tsv"
-    threads: 2
+        f"{RESULTS}/benchmarks/train_{{task}}_{{model}}.tsv"
+    threads: lambda w: resource(w.task, w.model, "threads")
     resources:
-        mem_mb=3000,
-        runtime=60,
+        mem_mb=lambda w: resource(w.task, w.model, "mem_mb"),
+        runtime=lambda w: resource(w.task, w.model, "runtime"),
+        gpu=lambda w: resource(w.task, w.model, "gpu"),
+        request_gpus=lambda w: resource(w.task, w.model, "gpu"),
     shell:
-        "hepdl bdt --shards {input.shards} --array expert {params.features} --output {params.outdir}"
-        " --reweight {params.reweight}"
-        " --seed {params.seed} --threads {threads} --n-estimators {params.xgb[n_estimators]}"
-        " --max-depth {params.xgb[max_depth]} --learning-rate {params.xgb[learning_rate]} > {log} 2>&1"
+        "hepdl train --shards {input.shards:q} {params.data} --output {params.outdir:q}"
+        " --settings {params.settings:q} --seed {params.seed} --device {params.device} --threads {threads}"
+        " > {log:q} 2>&1"
 
 
-rule train_nu_cvn:
+rule train_xgboost:
     input:
-        shards=shards("neutrino", "sim"),
+        lambda w: xgboost_inputs(w.task, w.model),
     output:
-        model=f"{RESULTS}/neutrino/cvn/model.pt",
-        scores=f"{RESULTS}/neutrino/cvn/test_scores.npz",
-        val_scores=f"{RESULTS}/neutrino/cvn/val_scores.npz",
-        curve=report(f"{RESULTS}/neutrino/cvn/training_curve.png", category="Neutrino", subcategory="Training"),
+        model=f"{RESULTS}/{{task}}/{{model}}/bdt.json",
+        scores=f"{RESULTS}/{{task}}/{{model}}/test_scores.npz",
+        val_scores=f"{RESULTS}/{{task}}/{{model}}/val_scores.npz",
+    wildcard_constraints:
+        task=TASK_RE,
+        model=XGBOOST_RE,
     params:
         seed=SEED,
-        outdir=lambda w, output: os.path.dirname(output[0]),
-        settings=as_json(config["neutrino"]["cvn"]),
-        device=config["device"],
+        outdir=lambda w, output: os.path.dirname(output.model),
+        shards=lambda w: quoted(xgboost_shards(w.task, w.model)),
+        xgb=lambda w: block(w.task, w.model)["xgboost"],
+        arrays=lambda w: quoted(block(w.task, w.model)["xgboost"]["arrays"]),
+        features=lambda w: (
+            f"--features {quoted(block(w.task, w.model)['xgboost']['features'])}"
+            if block(w.task, w.model)["xgboost"]["features"]
+            else ""
+        ),
+        reweight=lambda w: reweight(w.task, w.model),
     log:
-        f"{RESULTS}/logs/train_nu_cvn.log",
+        f"{RESULTS}/logs/train_{{task}}_{{model}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/train_nu_cvn.tsv"
-    threads: 2
+        f"{RESULTS}/benchmarks/train_{{task}}_{{model}}.tsv"
+    threads: lambda w: resource(w.task, w.model, "threads")
     resources:
-        mem_mb=6000,
-        runtime=240,
-        gpu=1,
+        mem_mb=lambda w: resource(w.task, w.model, "mem_mb"),
+        runtime=lambda w: resource(w.task, w.model, "runtime"),
     shell:
-        train_shell()
-
-
-rule train_nu_baseline_bdt:
-    input:
-        shards=shards("neutrino", "sim"),
-    output:
-        model=f"{RESULTS}/neutrino/baseline_bdt/bdt.json",
-        scores=f"{RESULTS}/neutrino/baseline_bdt/test_scores.npz",
-        val_scores=f"{RESULTS}/neutrino/baseline_bdt/val_scores.npz",
-    params:
-        seed=SEED,
-        outdir=lambda w, output: os.path.dirname(output[0]),
-        xgb=config["neutrino"]["baseline_bdt"],
-        n_classes=len(NEUTRINO_CLASSES),
-    log:
-        f"{RESULTS}/logs/train_nu_baseline_bdt.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/train_nu_baseline_bdt.tsv"
-    threads: 2
-    resources:
-        mem_mb=3000,
-        runtime=60,
-    shell:
-        "hepdl bdt --shards {input.shards} --array expert --num-classes {params.n_classes}"
-        " --output {params.outdir} --seed {params.seed} --threads {threads}"
+        "hepdl bdt --shards {params.shards} --array {params.arrays} {params.features} --output {params.outdir:q}"
+        " --reweight {params.reweight} --seed {params.seed} --threads {threads}"
         " --n-estimators {params.xgb[n_estimators]} --max-depth {params.xgb[max_depth]}"
-        " --learning-rate {params.xgb[learning_rate]} > {log} 2>&1"
-
-
-rule train_jet_tracks:
-    input:
-        shards=shards("jets", "sim"),
-    output:
-        model=f"{RESULTS}/jets/{{tagger}}/model.pt",
-        scores=f"{RESULTS}/jets/{{tagger}}/test_scores.npz",
-    wildcard_constraints:
-        tagger="track_rnn|combined",
-    params:
-        seed=SEED,
-        outdir=lambda w, output: os.path.dirname(output[0]),
-        settings=lambda w: jet_classifier_settings(w.tagger),
-        device=config["device"],
-    log:
-        f"{RESULTS}/logs/train_jet_{{tagger}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/train_jet_{{tagger}}.tsv"
-    threads: 2
-    resources:
-        mem_mb=6000,
-        runtime=240,
-        gpu=1,
-    shell:
-        train_shell()
+        " --learning-rate {params.xgb[learning_rate]} --early-stopping {params.xgb[early_stopping]} > {log:q} 2>&1"
