@@ -21,6 +21,13 @@ def test_analysis_section_is_the_tested_snippet():
     assert block.strip() == body
 
 
+def test_training_section_is_the_tested_example():
+    readme = (ROOT / "README.md").read_text()
+    (block,) = _blocks(readme, "Train from Python", "python")
+    example = (ROOT / "examples" / "train_from_python.py").read_text()
+    assert block.strip() == "\n".join(example.splitlines()[2:]).strip()
+
+
 def test_ci_runs_readme_test_command_exactly():
     readme = (ROOT / "README.md").read_text()
     main_job, tests = _blocks(readme, "Two commands on a fresh machine", "bash")

@@ -5,6 +5,9 @@ Every registered model derives from :class:`ModelBase` (the :class:`HepdlModel` 
 extractor ``model.body`` and a head ``model.head`` as separate submodules
 (:class:`BodyAndHead`), so autoencoder pre-training and domain adaptation can reuse the body.
 ``model.config`` (recorded by ``register_model``) is the config that rebuilds it.
+
+A new model is one module in this package: every module here is imported (and so registers
+its models) when :mod:`hepdl.models` is, so nothing else names it.
 """
 
 from hepdl.models.autoencoders import DenseAutoencoder, JetImageAutoencoder
@@ -31,6 +34,7 @@ from hepdl.models.registry import (
 )
 from hepdl.models.track_rnn import TrackEncoder, TrackRNN
 from hepdl.models.two_view_cvn import TwoViewCVN
+from hepdl.plugins import import_submodules
 
 __all__ = [
     "MODEL_REGISTRY",
@@ -59,3 +63,5 @@ __all__ = [
     "TrackEncoder",
     "TrackRNN",
 ]
+
+import_submodules(__name__)
