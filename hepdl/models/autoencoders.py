@@ -53,6 +53,18 @@ class _AutoencoderMixin:
     noise_std: float
     input_dropout: float
 
+    def _set_flavour(self, latent_dim: int, sparsity: float, noise_std: float, input_dropout: float) -> None:
+        """The bottleneck and the plain/sparse/denoising settings, checked."""
+        if latent_dim < 1:
+            raise ValueError(f"latent_dim must be >= 1, not {latent_dim}")
+        for key, value in (("sparsity", sparsity), ("noise_std", noise_std)):
+            if value < 0:
+                raise ValueError(f"{key} must be >= 0, not {value}")
+        if not 0 <= input_dropout < 1:
+            raise ValueError(f"input_dropout must be in [0, 1), not {input_dropout}")
+        self.latent_dim = int(latent_dim)
+        self.sparsity, self.noise_std, self.input_dropout = float(sparsity), float(noise_std), float(input_dropout)
+
     def corrupt(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:  # type: ignore[attr-defined]
             return x
@@ -114,18 +126,10 @@ class JetImageAutoencoder(_AutoencoderMixin, ModelBase):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        if latent_dim < 1:
-            raise ValueError(f"latent_dim must be >= 1, not {latent_dim}")
         if output not in ("linear", "relu"):
             raise ValueError(f"output must be 'linear' or 'relu', not {output!r}")
-        for key, value in (("sparsity", sparsity), ("noise_std", noise_std)):
-            if value < 0:
-                raise ValueError(f"{key} must be >= 0, not {value}")
-        if not 0 <= input_dropout < 1:
-            raise ValueError(f"input_dropout must be in [0, 1), not {input_dropout}")
+        self._set_flavour(latent_dim, sparsity, noise_std, input_dropout)
         height, width = (int(s) for s in image_size)
-        self.sparsity, self.noise_std, self.input_dropout = float(sparsity), float(noise_std), float(input_dropout)
-        self.latent_dim = int(latent_dim)
         self.in_channels, self.output, self.core_radius = int(in_channels), output, float(core_radius)
         # the jet CNN's body itself (its settings named alike): an encoder initialises a CNN body
         self.encoder_body = conv_body(in_channels=in_channels, channels=channels, kernel_size=kernel_size, pool=pool,
@@ -223,12 +227,7 @@ class DenseAutoencoder(_AutoencoderMixin, ModelBase):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        if latent_dim < 1:
-            raise ValueError(f"latent_dim must be >= 1, not {latent_dim}")
-        if sparsity < 0 or noise_std < 0 or not 0 <= input_dropout < 1:
-            raise ValueError("sparsity and noise_std must be >= 0, input_dropout in [0, 1)")
-        self.sparsity, self.noise_std, self.input_dropout = float(sparsity), float(noise_std), float(input_dropout)
-        self.latent_dim = int(latent_dim)
+        self._set_flavour(latent_dim, sparsity, noise_std, input_dropout)
         self.n_features = int(n_features)
         self.standardise = Standardise(int(n_features))
         widths = [int(n_features), *(int(h) for h in hidden)]

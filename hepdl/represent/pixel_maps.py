@@ -77,6 +77,18 @@ def event_window(
 N_CELLS_FALLBACK = 0
 
 
+def _windowed_hits(hits: Mapping[str, ak.Array], planes: int, cells: int, threshold: float):
+    """The flat hits, the events' count and each hit's event, its (row, column) in its event's
+    window and whether it falls inside."""
+    view, plane, cell, e, counts = _flat_hits(hits)
+    owner = owner_index(counts)
+    start, first_cell = event_window(view, plane, cell, e, counts, planes=planes, cells=cells, threshold=threshold)
+    row = plane // 2 - start[owner] // 2
+    col = cell - first_cell[owner, view]
+    inside = (row >= 0) & (row < planes) & (col >= 0) & (col < cells)
+    return view, plane, cell, e, len(counts), owner, row, col, inside
+
+
 def pixel_maps(
     hits: Mapping[str, ak.Array],
     *,
@@ -85,13 +97,7 @@ def pixel_maps(
     threshold: float = 0.0,
 ) -> np.ndarray:
     """``(N, 2, planes, cells)`` float32 deposited energy per (view, plane // 2, cell) in the window."""
-    view, plane, cell, e, counts = _flat_hits(hits)
-    n = len(counts)
-    owner = owner_index(counts)
-    start, first_cell = event_window(view, plane, cell, e, counts, planes=planes, cells=cells, threshold=threshold)
-    row = plane // 2 - start[owner] // 2
-    col = cell - first_cell[owner, view]
-    inside = (row >= 0) & (row < planes) & (col >= 0) & (col < cells)
+    view, plane, cell, e, n, owner, row, col, inside = _windowed_hits(hits, planes, cells, threshold)
     flat = ((owner[inside] * 2 + view[inside]) * planes + row[inside]) * cells + col[inside]
     out = np.bincount(flat, weights=e[inside], minlength=n * 2 * planes * cells)
     return out.astype(np.float32).reshape(n, 2, planes, cells)
@@ -113,13 +119,8 @@ def neutrino_variables(
     view's energy in its hottest ``hot_fraction`` of hits (at least one hit: a track
     spreads energy evenly, an EM shower concentrates it), energy-weighted RMS of the cell.
     """
-    view, plane, cell, e, counts = _flat_hits(hits)
-    n = len(counts)
-    owner = owner_index(counts)
-    start, first_cell = event_window(view, plane, cell, e, counts, planes=planes, cells=cells, threshold=threshold)
-    row = plane // 2 - start[owner] // 2
-    col = cell - first_cell[owner, view]
-    inside = (row >= 0) & (row < planes) & (col >= 0) & (col < cells) & (e > threshold)
+    view, plane, cell, e, n, owner, _, _, inside = _windowed_hits(hits, planes, cells, threshold)
+    inside &= e > threshold
     view, plane, cell, e, owner = view[inside], plane[inside], cell[inside], e[inside], owner[inside]
     key = owner * 2 + view
     size = 2 * n

@@ -26,6 +26,7 @@ from hepdl.errors import ConfigError, InputError
 from hepdl.io.read import DEFAULT_STEP_SIZE, iterate_events, open_tree
 from hepdl.represent.representations import feature_names, representation, resolve_spec, spec_fields
 from hepdl.represent.split import DEFAULT_FRACTIONS, assign_split, check_fractions
+from hepdl.result_files import read_json
 from hepdl.tasks import get_task
 
 FORMAT = "hepdl-prepared-v1"
@@ -287,13 +288,9 @@ def _version() -> str:
 def load_meta(shard_dir: str) -> dict[str, Any]:
     """Read and check a shard's ``meta.json``."""
     path = os.path.join(shard_dir, "meta.json")
-    try:
-        with open(path) as f:
-            meta = json.load(f)
-    except FileNotFoundError:
-        raise InputError(f"{shard_dir}: not a prepared shard (no meta.json)") from None
-    except json.JSONDecodeError as err:
-        raise InputError(f"{path}: not valid JSON ({err})") from None
+    if not os.path.isfile(path):
+        raise InputError(f"{shard_dir}: not a prepared shard (no meta.json)")
+    meta = read_json(path)
     if meta.get("format") != FORMAT:
         raise InputError(f"{path}: format {meta.get('format')!r}, expected {FORMAT!r}")
     return meta

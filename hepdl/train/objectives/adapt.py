@@ -24,7 +24,7 @@ momentary balance between the two players.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -126,11 +126,28 @@ def balanced_domain_loss(domain_logit: torch.Tensor, domain: torch.Tensor) -> to
 
 
 class ReversalRamp:
-    """The gradient-reversal strength of an adversarial objective, ramped with training progress."""
+    """An adversarial objective: its model is the registered ``wrapper`` (an adversary beside a
+    classifier), and the gradient-reversal strength ramps with training progress."""
 
+    name: ClassVar[str]
+    #: the registered model this objective trains; a plain model config becomes its ``base``
+    wrapper: ClassVar[str]
     lambda_max: float
     gamma: float
     progress: float = 0.0
+
+    @classmethod
+    def build_model(cls, settings: TrainSettings, meta: Mapping[str, Any], n_classes: int, where: str) -> nn.Module:
+        return wrapped_model(settings, cls.wrapper, meta, n_classes, where)
+
+    @classmethod
+    def ramp_for(cls, model: nn.Module, settings: TrainSettings | None) -> dict[str, float]:
+        """The ramp's settings (none: the defaults), once ``model`` is checked to be the wrapper."""
+        from hepdl.models import model_class
+
+        if not isinstance(model, model_class(cls.wrapper)):
+            raise ValueError(f"objective {cls.name!r} needs a {cls.wrapper} model, not {type(model).__name__}")
+        return {} if settings is None else {"lambda_max": settings.domain_lambda_max, "gamma": settings.domain_gamma}
 
     def set_progress(self, progress: float) -> None:
         self.progress = float(progress)
@@ -152,6 +169,7 @@ class Adapt(ReversalRamp, Classify):
     """
 
     name = "adapt"
+    wrapper = "domain_adversarial"
     uses_data_sample = True
 
     def __init__(self, input_key: str | Sequence[str], n_classes: int = 2, *, lambda_max: float = 1.0,
@@ -159,11 +177,6 @@ class Adapt(ReversalRamp, Classify):
         super().__init__(input_key, n_classes)
         self.lambda_max, self.gamma = float(lambda_max), float(gamma)
         self.input_keys = (*self.model_inputs, "label", "domain")
-
-    @classmethod
-    def build_model(cls, settings: TrainSettings, meta: Mapping[str, Any], n_classes: int, where: str) -> nn.Module:
-        """A ``domain_adversarial`` model; a plain model config is wrapped as its base."""
-        return wrapped_model(settings, "domain_adversarial", meta, n_classes, where)
 
     @classmethod
     def training_set(cls, train_set: Dataset, data_shards: Sequence[str] | None, arrays: Sequence[str]) -> Dataset:
@@ -183,12 +196,7 @@ class Adapt(ReversalRamp, Classify):
 
     @classmethod
     def for_model(cls, model: nn.Module, settings: TrainSettings | None) -> Adapt:
-        from hepdl.models import DomainAdversarial
-
-        if not isinstance(model, DomainAdversarial):
-            raise ValueError(f"objective 'adapt' needs a domain_adversarial model, not {type(model).__name__}")
-        ramp = {} if settings is None else {"lambda_max": settings.domain_lambda_max, "gamma": settings.domain_gamma}
-        return cls(model_inputs_of(model), classes_of(model), **ramp)
+        return cls(model_inputs_of(model), classes_of(model), **cls.ramp_for(model, settings))
 
     def _label_loss(self, logits: torch.Tensor, label: torch.Tensor, sim: torch.Tensor,
                     weight: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from hepdl.train.objectives.adapt import ReversalRamp
-from hepdl.train.objectives.base import model_inputs_of, register_objective, wrapped_model
+from hepdl.train.objectives.base import model_inputs_of, register_objective
 from hepdl.train.objectives.classify import Classify
 
 if TYPE_CHECKING:
@@ -28,6 +28,7 @@ class Decorrelate(ReversalRamp, Classify):
     """
 
     name = "decorrelate"
+    wrapper = "pivot_adversarial"
     extra_arrays = ("jet_mass",)
 
     def __init__(self, input_key: str | Sequence[str], *, lambda_max: float = 1.0, gamma: float = 10.0) -> None:
@@ -36,18 +37,8 @@ class Decorrelate(ReversalRamp, Classify):
         self.input_keys = (*self.model_inputs, "label", "jet_mass")
 
     @classmethod
-    def build_model(cls, settings: TrainSettings, meta: Mapping[str, Any], n_classes: int, where: str) -> nn.Module:
-        """A ``pivot_adversarial`` model; a plain model config is wrapped as its base."""
-        return wrapped_model(settings, "pivot_adversarial", meta, n_classes, where)
-
-    @classmethod
     def for_model(cls, model: nn.Module, settings: TrainSettings | None) -> Decorrelate:
-        from hepdl.models import PivotAdversarial
-
-        if not isinstance(model, PivotAdversarial):
-            raise ValueError(f"objective 'decorrelate' needs a pivot_adversarial model, not {type(model).__name__}")
-        ramp = {} if settings is None else {"lambda_max": settings.domain_lambda_max, "gamma": settings.domain_gamma}
-        return cls(model_inputs_of(model), **ramp)
+        return cls(model_inputs_of(model), **cls.ramp_for(model, settings))
 
     def loss(self, model: nn.Module, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if not model.training or "jet_mass" not in batch:
