@@ -95,6 +95,12 @@ def test_user_files_replace_generation_and_bad_keys_are_named(tmp_path):
     config.write_text(json.dumps({"jets": {"generat": {}}}))
     bad = _snakemake(work, "-n", "--cores", "2", "--configfile", str(config))
     assert bad.returncode != 0 and "generat" in bad.stdout + bad.stderr
+    # a mistyped training setting of a default model block: named with its block at -n
+    config.write_text(json.dumps({"jets": {"models": {"cnn": {"learning_rte": 0.01}}}}))
+    bad = _snakemake(work, "-n", "--cores", "2", "--configfile", str(config))
+    assert bad.returncode != 0
+    assert "key jets.models.cnn: Additional properties are not allowed ('learning_rte' was unexpected)" in (
+        bad.stdout + bad.stderr)
 
 
 @pytest.mark.slow
