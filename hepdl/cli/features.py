@@ -171,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
     bases = [os.path.basename(os.path.normpath(s)) for s in shards]
     if len(set(bases)) != len(bases):
         raise InputError(f"shards {shards} do not have distinct directory names; each names its feature shard")
-    classes = list(info.get("classes") or ["background", "signal"])
+    classes = list(info["classes"])
     pictures = _PictureData(len(classes), model.latent_dim) if args.plots else None
     for shard, base in zip(shards, bases, strict=True):
         if pictures is not None:
