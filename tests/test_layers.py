@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "hepdl"
 LAYERS = ["tasks", "io", "generate", "represent", "models", "train", "scoring", "onnx_export", "bdt", "evaluate",
           "autoencode", "config", "cli"]
 #: Helpers every layer may use; they import no layer themselves.
-UTILITIES = {"errors", "atomic", "figures", "stats", "result_files", "plugins"}
+UTILITIES = {"errors", "atomic", "figures", "stats", "result_files", "plugins", "background"}
 
 
 def _module_name(path: Path) -> str:

@@ -41,7 +41,7 @@ def trim(chunk: ak.Array, settings: Mapping[str, Any]) -> ak.Array:
 
 
 @register_representation(
-    "jets", "jet_images", key="image", arrays=("jet_images",), feature_arrays={"jet_images": "channels"},
+    "jets", "jet_images", key="image", arrays=("jet_images",), feature_arrays={"jet_images": "channels"}, half_precision=("jet_images",),
     defaults={"size": [32, 32], "half_width": 1.2, "channels": list(CHANNELS), "centre": "leading_subjet",
               "rotate": True, "flip": True, "normalise": "sum", "subjet_radius": 0.3},
     description="Jet image: size [H, W], half_width, channels (calo_et, trk_pt, trk_count), centre, rotate, flip, "
@@ -68,6 +68,7 @@ def build_jet_images(chunk: ak.Array, spec: Mapping[str, Any], *, threads: int =
     "jets", "track_sequences", key="tracks", arrays=("tracks", "track_mask"),
     defaults={"length": 30, "sort_by": "pt", "features": list(TRACK_FEATURES)},
     optional_fields=TRACK_DETAILS, fixed=("features",), feature_arrays={"tracks": "features"},
+    half_precision=("tracks",),
     description="Track sequences: length, sort_by (pt or abs_d0).",
     options=(
         Option("--track-length", "length", "tracks kept per jet (default 30)", {"type": int}),

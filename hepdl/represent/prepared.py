@@ -12,24 +12,31 @@ import glob
 import hashlib
 import json
 import os
-import queue
-import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 from numba import njit
 
 from hepdl.atomic import atomic_dir
+from hepdl.background import read_ahead
 from hepdl.errors import ConfigError, InputError
 from hepdl.io.read import DEFAULT_STEP_SIZE, iterate_events, open_tree
-from hepdl.represent.representations import feature_names, representation, resolve_spec, spec_fields
+from hepdl.represent.representations import (
+    feature_names,
+    half_precision_arrays,
+    representation,
+    resolve_spec,
+    spec_fields,
+)
 from hepdl.represent.split import DEFAULT_FRACTIONS, assign_split, check_fractions
 from hepdl.result_files import read_json
 from hepdl.tasks import get_task
 
 FORMAT = "hepdl-prepared-v1"
+#: element types the large arrays may be stored in
+STORAGE = ("float32", "float16")
 
 
 class _NpyWriter:
@@ -102,58 +109,6 @@ def _field_mapping(spec: Mapping[str, Any], fields: Mapping[str, str] | None, ke
     return mapping
 
 
-T = TypeVar("T")
-
-
-class _Failure:
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
-
-
-def _read_ahead(items: Iterator[T]) -> Iterator[T]:
-    """The items of ``items``, produced one ahead in a background thread.
-
-    uproot's decompression (zlib, lz4, zstd are C calls that release the GIL) of the next
-    chunk then overlaps with the computation of this one. An error in the thread is raised
-    here; leaving the loop early stops the thread.
-    """
-    done = object()
-    ahead: queue.Queue = queue.Queue(maxsize=1)
-    stop = threading.Event()
-
-    def put(item: object) -> bool:
-        while not stop.is_set():
-            try:
-                ahead.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if not put(item):
-                    return
-            put(done)
-        except BaseException as err:  # handed to the consumer, which raises it
-            put(_Failure(err))
-
-    thread = threading.Thread(target=produce, name="hepdl-read-ahead", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = ahead.get()
-            if item is done:
-                return
-            if isinstance(item, _Failure):
-                raise item.error
-            yield item
-    finally:
-        stop.set()
-        thread.join()
-
-
 def prepare_file(
     task: str,
     path: str,
@@ -169,8 +124,13 @@ def prepare_file(
     progress: bool = False,
     block_size: int = 2048,
     threads: int = 1,
+    storage: str = "float32",
 ) -> dict[str, Any]:
     """Write the prepared shard of one ROOT file to the directory ``output``; return its meta.
+
+    ``storage="float16"`` keeps the large arrays that a representation allows (images, pixel
+    maps, track sequences) in half precision: half the disk and read bandwidth per entry, the
+    loader expanding them to float32 on the fly; tabular arrays stay float32.
 
     ``spec`` overrides the task's default representation settings (nested keys);
     ``fields`` maps logical field names onto the file's branches. Memory is bounded by
@@ -186,6 +146,9 @@ def prepare_file(
     fractions = check_fractions(fractions)
     if domain not in (None, "sim", "data"):
         raise ConfigError(f"domain must be 'sim' or 'data', not {domain!r}")
+    if storage not in STORAGE:
+        raise ConfigError(f"storage must be one of {list(STORAGE)}, not {storage!r}")
+    half = set(half_precision_arrays(spec)) if storage == "float16" else set()
     obj = open_tree(path, tree)
     where = f"{path}, tree {tree!r}"
     mapping = _field_mapping(spec, fields, list(obj.keys()), where)
@@ -203,7 +166,7 @@ def prepare_file(
         writes: list[Future] = []
         chunks = iterate_events(path, tree, mapping, step_size=step_size, with_source=True)
         if threads > 1:
-            chunks = _read_ahead(chunks)
+            chunks = read_ahead(chunks)
         try:
             if progress:
                 from tqdm import tqdm
@@ -219,6 +182,7 @@ def prepare_file(
                     block = chunk[lo:lo + block_size]
                     first = where_from.entry_start + lo
                     rep = representation(block, spec, threads=threads)
+                    rep |= {name: rep[name].astype(np.float16) for name in half if name in rep}
                     entries = np.arange(first, first + len(block), dtype=np.int64)
                     rep["split"] = assign_split(source, entries, seed, fractions)
                     if not arrays:
@@ -226,8 +190,10 @@ def prepare_file(
                             arrays[name] = _NpyWriter(os.path.join(tmp, f"{name}.npy"), a.dtype, (n_entries,) + a.shape[1:])
                     for name, a in rep.items():
                         if a.dtype.kind == "f" and a.size and not _all_finite(a):
+                            overflow = " (beyond float16's range: prepare with storage float32)" if name in half else ""
                             raise InputError(
-                                f"{where}: non-finite values in the {name!r} representation (entries {entries[0]}..{entries[-1]})"
+                                f"{where}: non-finite values in the {name!r} representation (entries "
+                                f"{entries[0]}..{entries[-1]}){overflow}"
                             )
                     for w in writes:
                         w.result()
@@ -252,6 +218,7 @@ def prepare_file(
                 "feature_names": feature_names(spec),
                 "targets": get_task(task).targets.to_meta(),
                 "spec": spec,
+                "storage": storage,
                 "fields": mapping,
                 "source": {"tree": tree, "entries": n_entries, "domain": domain, **_provenance(path)},
                 "split": {"seed": int(seed), "fractions": list(fractions), "key": "blake2b(seed, basename) + splitmix64(entry)"},

@@ -51,6 +51,8 @@ class Representation:
         fixed: settings fixed by the code (column lists), which a spec may state but not change.
         feature_arrays: ``{array: setting}``: the setting that names the array's columns.
         concurrent: runs in a background thread while the others are built (``threads`` > 1).
+        half_precision: its arrays that may be stored in float16 (large, with values far inside
+            float16's range: normalised images, energies in MeV, track features).
         options: ``hepdl prepare`` shortcuts.
         description: one line for the config reference.
     """
@@ -66,6 +68,7 @@ class Representation:
     fixed: tuple[str, ...] = ()
     feature_arrays: Mapping[str, str] = field(default_factory=dict)
     concurrent: bool = False
+    half_precision: tuple[str, ...] = ()
     options: tuple[Option, ...] = ()
     description: str = ""
 

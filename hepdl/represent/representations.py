@@ -132,3 +132,9 @@ def optional_input_fields(spec: Mapping[str, Any], arrays: Collection[str]) -> t
     """Optional logical fields the representations producing ``arrays`` read where present."""
     reps = task_representations(get_task(spec["task"]))
     return tuple(f for rep in reps if set(rep.arrays) & set(arrays) for f in rep.optional_fields)
+
+
+def half_precision_arrays(spec: Mapping[str, Any]) -> tuple[str, ...]:
+    """The arrays of the spec's task that may be stored in float16 (``prepare_file(storage="float16")``)."""
+    return tuple(a for rep in task_representations(get_task(spec["task"])) for a in rep.half_precision)
+

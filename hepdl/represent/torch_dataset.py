@@ -13,6 +13,11 @@ from hepdl.represent.prepared import load_array, load_meta
 from hepdl.represent.split import SPLITS
 
 
+def _expanded(dtype: np.dtype) -> np.dtype:
+    """What the loader delivers for an array stored as ``dtype``: float16 shards as float32."""
+    return np.dtype(np.float32) if dtype == np.float16 else dtype
+
+
 class PreparedDataset(torch.utils.data.Dataset):
     """Entries of ``split`` (or all, ``split=None``) over the concatenated shards.
 
@@ -67,7 +72,8 @@ class PreparedDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         (shard,), (pos,) = self._locate(np.array([int(i)]))
         row = self._rows[shard][pos]
-        return {name: torch.as_tensor(np.array(self._maps[shard][name][row])) for name in self.names}
+        return {name: torch.as_tensor(np.array(self._maps[shard][name][row], dtype=_expanded(self._maps[shard][name].dtype)))
+                for name in self.names}
 
     def batch(self, indices: Sequence[int] | np.ndarray) -> dict[str, torch.Tensor]:
         """``{name: tensor (B, ...)}`` for the given dataset indices, in their order."""
@@ -82,10 +88,10 @@ class PreparedDataset(torch.utils.data.Dataset):
             for name in self.names:
                 src = self._maps[s][name]
                 if name not in out:
-                    out[name] = np.empty((idx.size,) + src.shape[1:], dtype=src.dtype)
-                out[name][sel[order]] = src[rows[order]]
+                    out[name] = np.empty((idx.size,) + src.shape[1:], dtype=_expanded(src.dtype))
+                out[name][sel[order]] = src[rows[order]]  # a float16 shard expands here, in the gather's copy
         if not idx.size:
-            out = {n: np.empty((0,) + self._maps[0][n].shape[1:], self._maps[0][n].dtype) for n in self.names}
+            out = {n: np.empty((0,) + self._maps[0][n].shape[1:], _expanded(self._maps[0][n].dtype)) for n in self.names}
         return {name: torch.from_numpy(a) for name, a in out.items()}
 
     def __getitems__(self, indices: Sequence[int]) -> list[dict[str, torch.Tensor]]:
@@ -99,5 +105,5 @@ class PreparedDataset(torch.utils.data.Dataset):
             a = self._maps[self.shard_dirs.index(d)].get(name)
             if a is None:
                 a = load_array(d, name, m)
-            parts.append(np.asarray(a[rows]))
+            parts.append(np.asarray(a[rows], dtype=_expanded(a.dtype)))
         return np.concatenate(parts) if len(parts) > 1 else parts[0]

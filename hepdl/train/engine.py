@@ -37,7 +37,17 @@ from hepdl.models.interface import BodyAndHead, HepdlModel
 from hepdl.train import distributed
 from hepdl.train.augment import ImageAugment, jet_image_augment, pixel_map_augment
 from hepdl.train.checkpoint import load_checkpoint, rng_states, save_checkpoint, set_rng_states
-from hepdl.train.data import BatchFetcher, EpochBatchSampler, dataset_array, epoch_seed, make_loader
+from hepdl.train.data import (
+    ArrayDataset,
+    BatchFetcher,
+    BatchLoader,
+    EpochBatchSampler,
+    dataset_array,
+    device_resident,
+    epoch_seed,
+    make_loader,
+    resident_bytes,
+)
 from hepdl.train.device import (
     autocast,
     choose_device,
@@ -206,7 +216,8 @@ def set_tbptt_window(model: HepdlModel, window: int | None) -> None:
 
 
 #: settings that may change between a run and its resumption (they do not change the result)
-RESUMABLE_CHANGES = ("epochs", "device", "num_workers", "progress", "log_epochs", "eval_batch_size")
+RESUMABLE_CHANGES = ("epochs", "device", "num_workers", "progress", "log_epochs", "eval_batch_size",
+                     "prefetch_batches", "data_on_device", "device_memory_fraction", "compile")
 
 
 def check_resumable(saved: Mapping[str, Any], settings: TrainSettings, path: str) -> None:
@@ -360,14 +371,35 @@ def prepare_model(module: nn.Module, train_set: Dataset, settings: TrainSettings
 
 
 def train_loader(train_set: Dataset, weights: torch.Tensor, settings: TrainSettings, device: torch.device,
-                 rank: int, world_size: int) -> tuple[EpochBatchSampler, DataLoader]:
-    """This rank's batch sampler and the loader over it; batches carry ``sample_weight``."""
+                 rank: int, world_size: int) -> tuple[EpochBatchSampler, BatchLoader | DataLoader]:
+    """This rank's batch sampler and the loader over it; batches carry ``sample_weight``.
+
+    A split resident on the device (:func:`on_device`) is gathered there by the loop's own thread;
+    otherwise a background thread (or DataLoader workers) gathers batches from the shards ahead.
+    """
     drop_last = len(train_set) // world_size >= 2 * settings.batch_size
-    sampler = EpochBatchSampler(len(train_set), settings.batch_size, seed=settings.seed, rank=rank,
-                                world_size=world_size, drop_last=drop_last)
-    loader = make_loader(train_set, sampler, num_workers=default_num_workers(settings.num_workers, device),
-                         pin_memory=device.type == "cuda", extra={"sample_weight": weights})
+    sampler = EpochBatchSampler(len(train_set), settings.batch_size, seed=settings.seed, block=settings.shuffle_block,
+                                rank=rank, world_size=world_size, drop_last=drop_last)
+    resident = on_device(train_set, device)
+    loader = make_loader(train_set, sampler, num_workers=0 if resident else default_num_workers(settings.num_workers, device),
+                         pin_memory=device.type == "cuda" and not resident, prefetch=0 if resident else settings.prefetch_batches,
+                         extra={"sample_weight": weights.to(device) if resident else weights})
     return sampler, loader
+
+
+def keep_on_device(settings: TrainSettings, device: torch.device, datasets: Sequence[Dataset]) -> bool:
+    """``data_on_device``: always, never, or auto: on CUDA when the splits fit in the allowed share of its free memory."""
+    if settings.data_on_device != "auto":
+        return settings.data_on_device == "always"
+    if device.type != "cuda":
+        return False  # on a CPU the memory-mapped shards already are in memory (the page cache)
+    free, _ = torch.cuda.mem_get_info(device)
+    return sum(resident_bytes(d) for d in datasets) <= settings.device_memory_fraction * free
+
+
+def on_device(dataset: Dataset, device: torch.device) -> bool:
+    """True when the dataset's arrays already sit on ``device``."""
+    return isinstance(dataset, ArrayDataset) and all(v.device == device for v in dataset.arrays.values())
 
 
 def set_up(
@@ -396,6 +428,9 @@ def set_up(
 
     train_weights, val_weights = loss_weights(train_set, val_set, settings, objective.n_classes)
     prepare_model(model, train_set, settings, device, channels_last, fit_constants=not resume)
+    if keep_on_device(settings, device, (train_set, val_set)):  # copied once; batches then gathered on the device
+        train_set, val_set = device_resident(train_set, device), device_resident(val_set, device)
+        val_weights = val_weights.to(device)
     optimizer = build_optimizer(model, settings)
     sampler, loader = train_loader(train_set, train_weights, settings, device, rank, world_size)
     return RunSetup(
@@ -412,11 +447,13 @@ def set_up(
 
 
 def data_parallel(run: RunSetup) -> nn.Module:
-    """The model the loop trains: under torchrun wrapped in DistributedDataParallel (gradients averaged over ranks)."""
-    if run.world_size == 1:
-        return run.module
-    device_ids = [run.device] if run.device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(run.module, device_ids=device_ids)
+    """The model the loop trains: under torchrun wrapped in DistributedDataParallel (gradients averaged
+    over ranks), compiled with ``compile`` (the module itself, whose weights are saved, stays as it is)."""
+    model = run.module
+    if run.world_size > 1:
+        device_ids = [run.device] if run.device.type == "cuda" else None
+        model = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+    return torch.compile(model) if run.settings.compile else model
 
 
 # --------------------------------------------------------------------------- checkpoints

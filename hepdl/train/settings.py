@@ -25,6 +25,7 @@ _CHOICES = {
     "precision": ("auto", "fp32", "bf16", "fp16"),
     "reweight": ("none", "pt", "pt_eta"),
     "progress": ("auto", "always", "never"),
+    "data_on_device": ("auto", "always", "never"),
 }
 
 
@@ -49,7 +50,12 @@ class TrainSettings:
     device: str = "auto"  # auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps
     precision: str = "auto"  # auto: bf16 autocast on CUDA (fp16 + GradScaler if no bf16), fp32 elsewhere
     channels_last: bool | str = "auto"  # auto: on CUDA for conv models
-    num_workers: int | str = "auto"  # DataLoader workers; auto: 0 on CPU, min(4, cores) on GPU
+    num_workers: int | str = "auto"  # DataLoader worker processes; auto: 0 on CPU, min(4, cores) on GPU; 0: a thread gathers batches ahead
+    prefetch_batches: int = 2  # batches gathered ahead by the loader's thread (0: none)
+    data_on_device: str = "auto"  # the splits copied to the device once: auto (on CUDA when they fit in device_memory_fraction of the free memory), always, never
+    device_memory_fraction: float = 0.5  # data_on_device auto: the share of the device's free memory the splits may take
+    shuffle_block: int = 1  # 1: entries shuffled one by one; k: blocks of k consecutive entries shuffled as units (runs of k rows read per batch)
+    compile: bool = False  # torch.compile the model for training (measure first: on CPU the compilation costs more than it gains for small models)
     # optimisation
     epochs: int = 10  # passes over the training split
     batch_size: int = 128  # training entries per optimiser step
@@ -121,6 +127,12 @@ class TrainSettings:
             raise ConfigError(f"tbptt_window: must be null or a positive integer, not {self.tbptt_window!r}")
         if self.num_workers != "auto" and (not isinstance(self.num_workers, int) or self.num_workers < 0):
             raise ConfigError(f"num_workers: must be 'auto' or an integer >= 0, not {self.num_workers!r}")
+        for key in ("prefetch_batches", "shuffle_block"):
+            value, least = getattr(self, key), 0 if key == "prefetch_batches" else 1
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+                raise ConfigError(f"{key}: must be an integer >= {least}, not {value!r}")
+        if not isinstance(self.device_memory_fraction, (int, float)) or not 0 < self.device_memory_fraction <= 1:
+            raise ConfigError(f"device_memory_fraction: must be in (0, 1], not {self.device_memory_fraction!r}")
         for key in ("max_train_entries", "max_validation_entries"):
             value = getattr(self, key)
             if value is not None and (not isinstance(value, int) or value < 1):

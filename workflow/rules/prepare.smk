@@ -15,6 +15,7 @@ rule prepare:
         tree=lambda w: config[w.task]["tree"],
         fields=lambda w: as_json(config[w.task]["fields"]),
         spec=lambda w: as_json(config[w.task]["representation"]),
+        storage=lambda w: config[w.task]["storage"],
     log:
         f"{RESULTS}/logs/prepare_{{task}}_{{domain}}_{{i}}.log",
     benchmark:
@@ -28,4 +29,4 @@ rule prepare:
     shell:
         "hepdl prepare {wildcards.task} --input {input:q} --tree {params.tree:q} --output {output:q}"
         " --seed {params.seed} --domain {wildcards.domain} --fields {params.fields:q} --spec {params.spec:q}"
-        " --threads {threads} --no-progress > {log:q} 2>&1"
+        " --storage {params.storage} --threads {threads} --no-progress > {log:q} 2>&1"
