@@ -2,8 +2,9 @@
 
 Needs a Slurm that answers with an idle node: in CI the one-node Slurm of
 ``.ci/slurm/start.sh`` (stopped by ``.ci/slurm/stop.sh``). Skipped otherwise.
-One workflow run (two generation jobs, each submitted with sbatch) serves all
-tests of this module; it takes ~30-60 s on 2 cores.
+One workflow run (two generation jobs, each submitted with sbatch) serves most
+tests of this module (~30-60 s on 2 cores); a second one trains a model in a
+two-process data-parallel job (~2 minutes).
 """
 
 from __future__ import annotations
@@ -186,3 +187,51 @@ def test_gpu_job_sees_its_gpu() -> None:
         cmd += ["/bin/sh", "-c", show]
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True).stdout
         assert re.fullmatch(expect, out.strip()), (gpus, out)
+
+
+DATA_PARALLEL = """
+neutrino:
+  generate: {chunks: 1, data_chunks: 1, n_events_per_chunk: 400}
+  models:
+    # the same MLP (no dropout, no batch norm: DDP is then exact) trained two ways
+    two_gpus: {model: {name: jet_mlp, hidden: [16], dropout: 0.0}, epochs: 3, batch_size: 16,
+               early_stopping_patience: null, resources: {gpu: 2, threads: 2, mem_mb: 2000, runtime: 10}}
+    one_process: {model: {name: jet_mlp, hidden: [16], dropout: 0.0}, epochs: 3, batch_size: 32,
+                  early_stopping_patience: null, resources: {gpu: 0, threads: 1, mem_mb: 2000, runtime: 10}}
+"""
+
+
+def test_a_two_gpu_training_job_runs_two_processes_through_sbatch(tmp_path: Path) -> None:
+    """resources gpu: 2 -> sbatch --gpus=2 -> torchrun with 2 data-parallel processes in the job (gloo on
+    the CPU here). Two ranks of 16 entries per step see exactly the batches of one process with 32."""
+
+    from hepdl.models import load_model_file
+
+    if "gpu:2" not in _slurm("scontrol", "show", "node"):
+        pytest.skip("this Slurm has fewer than 2 GPUs; .ci/slurm/start.sh configures 2 fake ones")
+    _copy_workflow(tmp_path)
+    overlay = tmp_path / "ddp.yaml"
+    overlay.write_text(DATA_PARALLEL)
+    targets = ["results/neutrino/two_gpus/model.pt", "results/neutrino/one_process/model.pt"]
+    cmd = [sys.executable, "-m", "snakemake", *targets, "--workflow-profile", "workflow/profiles/slurm",
+           "--configfile", str(CONFIG), str(overlay), "--slurm-init-seconds-before-status-checks", "2",
+           "--slurm-keep-successful-logs", "--latency-wait", "5", "--retries", "0"]
+    env = {k: v for k, v in os.environ.items() if k not in ("HEPDL_SLURM_ACCOUNT", "HEPDL_SLURM_PARTITION")}
+    log = tmp_path / "snakemake.log"
+    rc = _run_snakemake(cmd, tmp_path, log, env)
+    text = log.read_text()
+    assert rc == 0, f"snakemake on Slurm failed (exit {rc}); log:\n{text[-6000:]}"
+    train_log = (tmp_path / "results" / "logs" / "train_neutrino_two_gpus.log").read_text()
+    jobs = re.findall(r"has been submitted with SLURM jobid (\d+)", text)
+    infos = [_slurm("scontrol", "show", "--details", "job", j) for j in jobs]
+    two = [i for i in infos if "train_network" in i and re.search(r"TresPerJob=\S*gres:gpu:2", i)]
+    assert two, infos
+    assert "torchrun --standalone --nproc_per_node=2" in text
+    info = __import__("json").loads((tmp_path / "results" / "neutrino" / "two_gpus" / "train_info.json").read_text())
+    assert info["world_size"] == 2, train_log[-2000:]
+    ddp, _ = load_model_file(tmp_path / targets[0])
+    single, _ = load_model_file(tmp_path / targets[1])
+    difference = max(float((a - b).abs().max()) for a, b in zip(ddp.state_dict().values(), single.state_dict().values(),
+                                                                  strict=True))
+    print(f"largest weight difference, 2 ranks x 16 vs 1 process x 32: {difference:.2e}")
+    assert difference < 1e-5  # float summation order only (gloo's all-reduce)

@@ -6,7 +6,7 @@
 #
 # Needs root and Debian/Ubuntu (apt-get installs slurm-wlm and munge when missing).
 # Daemons are started directly (no systemd): containers rarely run an init system.
-# The node has the host's CPUs and memory (from `slurmd -C`) and one fake GPU.
+# The node has the host's CPUs and memory (from `slurmd -C`) and two fake GPUs.
 # Environment:
 #   HEPDL_SLURM_STATE   state, spool and log directory (default /tmp/hepdl-slurm)
 #   HEPDL_SLURM_PORT    slurmctld port; slurmd gets the next one (default 6817)
@@ -75,7 +75,7 @@ render() {
 render "$here/slurm.conf.in" >"$etc/slurm.conf"
 render "$here/gres.conf.in" >"$etc/gres.conf"
 render "$here/cgroup.conf.in" >"$etc/cgroup.conf"
-log "wrote $etc/slurm.conf (node $host: $cpus CPUs, $mem MB, 1 fake GPU)"
+log "wrote $etc/slurm.conf (node $host: $cpus CPUs, $mem MB, 2 fake GPUs)"
 
 # munge authenticates every Slurm RPC; it refuses to run as root.
 install -d -o munge -g munge -m 0755 /run/munge

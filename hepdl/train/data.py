@@ -107,20 +107,21 @@ class EpochBatchSampler:
         block: 1 shuffles the entries one by one; ``k > 1`` shuffles blocks of ``k`` consecutive
             entries as units and sorts each batch, so that a batch is read from the shards in
             runs of ``k`` rows (sequential reads from a disk; the batches are less random).
-        rank, world_size: DDP slice; the permutation is padded (wrapping around) to a
-            multiple of ``world_size`` so every rank runs the same number of batches.
+        rank, world_size: DDP slice; with ``pad`` the permutation is padded (wrapping around) to a
+            multiple of ``world_size`` so every rank runs the same number of batches (training,
+            whose steps are collective); without, each rank takes every ``world_size``-th entry.
         drop_last: drop a final short batch (a batch of one breaks batch norm).
     """
 
     def __init__(
         self, n: int, batch_size: int, *, seed: int = 0, shuffle: bool = True, block: int = 1, rank: int = 0,
-        world_size: int = 1, drop_last: bool = False,
+        world_size: int = 1, drop_last: bool = False, pad: bool = True,
     ) -> None:
         if int(block) < 1:
             raise ValueError(f"block must be >= 1, not {block}")
         self.n, self.batch_size, self.seed, self.shuffle = int(n), int(batch_size), int(seed), shuffle
         self.block = int(block)
-        self.rank, self.world_size, self.drop_last = int(rank), int(world_size), drop_last
+        self.rank, self.world_size, self.drop_last, self.pad = int(rank), int(world_size), drop_last, pad
         self.epoch = 0
         self.start_batch = 0
         self.generator = torch.Generator()
@@ -141,13 +142,17 @@ class EpochBatchSampler:
         else:
             order = torch.arange(self.n)
         if self.world_size > 1:
-            per_rank = -(-self.n // self.world_size)
-            pad = per_rank * self.world_size - self.n
+            pad = self._per_rank() * self.world_size - self.n if self.pad else 0
             order = torch.cat([order, order[:pad]])[self.rank :: self.world_size]
         return order
 
+    def _per_rank(self) -> int:
+        if self.pad:
+            return -(-self.n // self.world_size)
+        return len(range(self.rank, self.n, self.world_size))
+
     def n_batches(self) -> int:
-        per_rank = -(-self.n // self.world_size)
+        per_rank = self._per_rank()
         return per_rank // self.batch_size if self.drop_last else -(-per_rank // self.batch_size)
 
     def __len__(self) -> int:

@@ -59,3 +59,12 @@ def gather_objects(obj: Any) -> list[Any]:
 def barrier() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
+
+
+def broadcast_buffers(module: torch.nn.Module) -> None:
+    """Rank 0's buffers (batch-norm statistics) on every rank, as DDP does before each training step:
+    the ranks then evaluate, and keep, the same model."""
+    if dist.is_available() and dist.is_initialized():
+        for buffer in module.buffers():
+            dist.broadcast(buffer, src=0)
+

@@ -260,7 +260,8 @@ def evaluate(
     (e.g. label, weight, jet_pt) as numpy arrays.
     """
     rank, world_size = distributed.world()
-    sampler = EpochBatchSampler(len(dataset), batch_size, shuffle=False, rank=rank, world_size=world_size)
+    # each rank its own entries, none repeated: the loss and outputs count every entry once
+    sampler = EpochBatchSampler(len(dataset), batch_size, shuffle=False, rank=rank, world_size=world_size, pad=False)
     loader = make_loader(dataset, sampler, num_workers=0, pin_memory=False,
                          extra={"sample_weight": weights} if weights is not None else None)
     was_training = model.training
@@ -626,7 +627,10 @@ def end_epoch(run: RunSetup, train_model: nn.Module, state: RunState, first_epoc
         raise HepdlError(f"training diverged: loss is {train_loss} in epoch {epoch + 1} "
                          f"(lower learning_rate or set grad_clip)")
 
-    val_loss, outputs = evaluate(train_model, objective, run.val_set, device=run.device,
+    # the unwrapped module (rank 0's buffers first): no collective inside the loop, so the ranks
+    # may take uneven shares of the validation entries
+    distributed.broadcast_buffers(run.module)
+    val_loss, outputs = evaluate(run.module, objective, run.val_set, device=run.device,
                                  batch_size=settings.eval_batch_size, amp_dtype=run.amp_dtype,
                                  channels_last=run.channels_last, weights=run.val_weights, keys=objective.metric_keys)
     metrics = objective.metrics(outputs, outputs)

@@ -157,6 +157,12 @@ def resource(task, name, key):
     return (block(task, name).get("resources") or {}).get(key, defaults[key])
 
 
+def training_launcher(task, name):
+    """``hepdl``, or for a block with N > 1 GPUs ``torchrun`` starting N data-parallel processes in the job."""
+    gpus = resource(task, name, "gpu")
+    return "hepdl" if gpus <= 1 else f"torchrun --standalone --nproc_per_node={gpus} -m hepdl.cli"
+
+
 def uses_data_sample(task, name):
     return objective_class(block(task, name).get("objective", "classify")).uses_data_sample
 

@@ -1,6 +1,7 @@
 # Training: one generic rule per kind of model block (network, XGBoost), for every task; the
 # blocks come from the config (<task>.models). Network rules ask for a GPU on a cluster
-# (resources gpu, request_gpus); locally the engine picks CUDA, MPS or CPU.
+# (resources gpu, request_gpus); locally the engine picks CUDA, MPS or CPU. A block with
+# resources gpu: N > 1 trains data-parallel: torchrun starts N processes inside the one job.
 
 
 rule train_network:
@@ -21,6 +22,8 @@ rule train_network:
         settings=lambda w: training_settings(w.task, w.model),
         device=lambda w: block(w.task, w.model).get("device", config["device"]),
         data=lambda w, input: f"--data-shards {quoted(input.data)}" if input.data else "",
+        launcher=lambda w: training_launcher(w.task, w.model),
+        process_threads=lambda w, threads: max(1, threads // max(1, resource(w.task, w.model, "gpu"))),
     log:
         f"{RESULTS}/logs/train_{{task}}_{{model}}.log",
     benchmark:
@@ -32,9 +35,9 @@ rule train_network:
         gpu=lambda w: resource(w.task, w.model, "gpu"),
         request_gpus=lambda w: resource(w.task, w.model, "gpu"),
     shell:
-        "hepdl train --shards {input.shards:q} {params.data} --output {params.outdir:q}"
-        " --settings {params.settings:q} --seed {params.seed} --device {params.device} --threads {threads}"
-        " > {log:q} 2>&1"
+        "{params.launcher} train --shards {input.shards:q} {params.data} --output {params.outdir:q}"
+        " --settings {params.settings:q} --seed {params.seed} --device {params.device}"
+        " --threads {params.process_threads} > {log:q} 2>&1"
 
 
 rule train_xgboost:
