@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -49,6 +50,16 @@ def test_default_config_dry_run_plans_every_stage(tmp_path):
                         ("neutrino", "dann"), ("jets", "expert_bdt"), ("jets", "mass_bdt"), ("jets", "ae_xgboost"),
                         ("neutrino", "baseline_bdt")):
         assert f"results/{task}/{model}/test_scores.npz" in out, (task, model)
+
+
+def test_large_config_dry_run_scatters_generation_and_trains_on_two_gpus(tmp_path):
+    work = _copy_workflow(tmp_path)
+    result = _snakemake(work, "-n", "-p", "--cores", "2", "--configfile", "config/large.yaml", timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout + result.stderr
+    assert re.search(r"^generate_jets\s+600$", out, re.M) and re.search(r"^prepare\s+850$", out, re.M), out[-2000:]
+    assert "torchrun --standalone --nproc_per_node=2 -m hepdl.cli train" in out  # the CNN: two GPUs, one job
+    assert "--storage float16" in out
 
 
 def test_lint_names_no_rule_problems(tmp_path):
