@@ -206,3 +206,12 @@ def test_domain_classifier_auc():
     assert m.domain_classifier_auc(sim, wide, seed=1, model="gbdt") > 0.7
     with pytest.raises(InputError, match="features"):
         m.domain_classifier_auc(sim, wide[:, :2])
+
+
+def test_labelled_auc_ignores_unlabelled_entries_and_is_nan_without_a_class():
+    score, label, weight = _sample()
+    mixed = np.r_[label, np.full(50, -1)]
+    assert ws.labelled_auc(np.r_[score, np.zeros(50)], mixed, np.r_[weight, np.ones(50)]) == pytest.approx(
+        ws.auc(score, label, weight))
+    assert np.isnan(ws.labelled_auc(score[label == 0], label[label == 0]))
+
