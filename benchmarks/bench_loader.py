@@ -3,8 +3,9 @@
     python benchmarks/bench_loader.py [--quick] [--n 20000] [--threads 2] [--workdir DIR]
 
 Writes prepared shards of the jets task's layout (3x32x32 jet images, 30x6 track sequences and
-mask, 9 expert variables, the columns; sparse images as the generator's) for ``--n`` jets (1x) and
-ten times as many (10x), in float32 and float16 storage, then measures in one run:
+mask, 9 expert variables, the columns; images with ~5% of their pixels lit, as the generator's) for
+``--n`` jets (1x) and ten times as many (10x), in float32, float16 and sparse storage, then measures
+in one run:
 
 - ``read``: the raw read bandwidth of the shards (every array of the train split through its
   memory map, in large sequential slices; the files are in the page cache, as on a node that
@@ -17,7 +18,7 @@ ten times as many (10x), in float32 and float16 storage, then measures in one ru
   the same model and batch size;
 - peak anonymous memory (RSS without the mapped files, which the kernel may drop) of a loader pass
   over 1x and over 10x the jets, each in its own process;
-- ``bytes_per_jet`` on disk for float32 and float16 storage.
+- ``bytes_per_jet`` on disk for float32, float16 and sparse storage (and the loader's rate from each).
 
 The last line is one JSON object with these numbers. ``--quick`` (5000 jets, 1 timed epoch) runs in
 under 3 minutes.
@@ -46,19 +47,20 @@ def write_shards(directory: str, n_jets: int, n_shards: int, storage: str, seed:
     """``n_shards`` prepared shards of ``n_jets`` jets each in the jets task's layout, in ``directory``."""
     os.makedirs(directory)
     from hepdl.represent import default_spec, feature_names
+    from hepdl.represent.prepared import SparseWriter
 
     rng = np.random.default_rng(seed)
     spec = default_spec("jets")
-    half = np.float16 if storage == "float16" else np.float32
+    half = np.float32 if storage == "float32" else np.float16
     paths = []
     for s in range(n_shards):
         path = os.path.join(directory, f"jets_{s}")
         os.makedirs(path)
         label = (rng.random(n_jets) < 0.5).astype(np.int64)
         images = np.zeros((n_jets, 3, 32, 32), np.float32)
-        for lo in range(0, n_jets, 4096):  # ~80 of 1024 pixels lit per channel, as generated jets
+        for lo in range(0, n_jets, 4096):  # ~50 of 1024 pixels lit per channel, as generated jets
             hi = min(lo + 4096, n_jets)
-            lit = rng.random((hi - lo, 3, 32, 32)) < 0.08
+            lit = rng.random((hi - lo, 3, 32, 32)) < 0.05
             images[lo:hi] = np.where(lit, rng.exponential(0.02, lit.shape), 0.0)
         images[:, :, 16, 16] += 0.3
         images[label == 1, 0, 20, 16] += 0.2
@@ -71,10 +73,18 @@ def write_shards(directory: str, n_jets: int, n_shards: int, storage: str, seed:
             "weight": np.ones(n_jets, np.float32),
             "split": rng.choice(np.array([0, 1, 2], np.uint8), n_jets, p=[0.6, 0.2, 0.2]),
         }
+        described = {}
         for name, a in arrays.items():
-            np.save(os.path.join(path, f"{name}.npy"), a)
+            if storage == "sparse" and name == "jet_images":
+                writer = SparseWriter(path, name, a.dtype, a.shape)
+                writer.write_rows(0, a)
+                writer.close()
+                described[name] = writer.describe()
+            else:
+                np.save(os.path.join(path, f"{name}.npy"), a)
+                described[name] = {"shape": list(a.shape), "dtype": str(a.dtype)}
         meta = {"format": "hepdl-prepared-v1", "task": "jets", "n_entries": n_jets, "storage": storage,
-                "arrays": {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in arrays.items()},
+                "arrays": described,
                 "feature_names": feature_names(spec), "spec": spec, "fields": {}, "source": {"path": "benchmark"},
                 "split": {"seed": seed, "fractions": [0.6, 0.2, 0.2]}}
         with open(os.path.join(path, "meta.json"), "w") as f:
@@ -211,9 +221,11 @@ def main() -> None:
         one = write_shards(os.path.join(tmp, "1x"), args.n, 1, "float32")
         ten = write_shards(os.path.join(tmp, "10x"), args.n, 10, "float32", seed=1)
         half = write_shards(os.path.join(tmp, "1x_float16"), args.n, 1, "float16", seed=2)
+        sparse = write_shards(os.path.join(tmp, "1x_sparse"), args.n, 1, "sparse", seed=2)
         r = {"n_jets_1x": args.n, "threads": args.threads}
         r["bytes_per_jet"] = disk_bytes_per_jet(one, args.n)
         r["bytes_per_jet_float16"] = disk_bytes_per_jet(half, args.n)
+        r["bytes_per_jet_sparse"] = disk_bytes_per_jet(sparse, args.n)
         read_rate(one)  # warm the page cache and the imports
         r["read_jets_per_s"], r["read_mb_per_s"] = read_rate(one)
         r["loader_jets_per_s"] = loader_rate(one)
@@ -221,6 +233,7 @@ def main() -> None:
         r["loader_blocks_jets_per_s"] = loader_rate(one, block=16)
         r["loader_in_memory_jets_per_s"] = loader_rate(one, in_memory=True)
         r["loader_float16_jets_per_s"] = loader_rate(half)
+        r["loader_sparse_jets_per_s"] = loader_rate(sparse)
         r["train_jets_per_s"] = train_rate(one, args.epochs)
         r["bare_loop_jets_per_s"] = bare_rate(one, args.epochs)
         r["peak_mb_1x"] = peak_memory_mb(one)
@@ -229,6 +242,7 @@ def main() -> None:
     r["loader_over_read"] = r["loader_jets_per_s"] / r["read_jets_per_s"]
     r["engine_over_bare"] = r["train_jets_per_s"] / r["bare_loop_jets_per_s"]
     r["float16_disk_fraction"] = r["bytes_per_jet_float16"] / r["bytes_per_jet"]
+    r["sparse_disk_fraction"] = r["bytes_per_jet_sparse"] / r["bytes_per_jet"]
     rows = [
         ("read (memory maps, page cache)", r["read_jets_per_s"], f"{r['read_mb_per_s']:.0f} MB/s"),
         ("loader (thread, prefetch 2)", r["loader_jets_per_s"], f"{r['loader_over_read']:.2f} x read"),
@@ -236,6 +250,7 @@ def main() -> None:
         ("loader, block shuffling (16)", r["loader_blocks_jets_per_s"], ""),
         ("loader, copy in memory", r["loader_in_memory_jets_per_s"], ""),
         ("loader, float16 shards", r["loader_float16_jets_per_s"], ""),
+        ("loader, sparse shards", r["loader_sparse_jets_per_s"], ""),
         ("engine training, default CNN", r["train_jets_per_s"], f"{r['engine_over_bare']:.2f} x bare"),
         ("bare PyTorch loop, same CNN", r["bare_loop_jets_per_s"], ""),
     ]
@@ -244,7 +259,7 @@ def main() -> None:
         print(f"  {name:34s} {rate:12.0f} jets/s  {note}")
     print(f"  loader / training rate: {r['loader_over_train']:.1f}x")
     print(f"  disk per jet: {r['bytes_per_jet']:.0f} B float32, {r['bytes_per_jet_float16']:.0f} B float16 "
-          f"({r['float16_disk_fraction']:.2f})")
+          f"({r['float16_disk_fraction']:.2f}), {r['bytes_per_jet_sparse']:.0f} B sparse ({r['sparse_disk_fraction']:.2f})")
     print(f"  peak anonymous memory of a loader pass: {r['peak_mb_1x']:.0f} MB at 1x, {r['peak_mb_10x']:.0f} MB at 10x")
     print(json.dumps(r))
 

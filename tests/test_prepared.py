@@ -208,3 +208,62 @@ def test_a_failure_while_reading_ahead_leaves_nothing(tmp_path):
     with pytest.raises(InputError, match="weight"):
         prepare_file("jets", path, str(tmp_path / "shard"), seed=0, step_size=60, threads=2)
     assert os.listdir(tmp_path) == ["nan.root"]
+
+
+def test_compact_storage_halves_or_sparsifies_the_large_arrays(tmp_path):
+    from toy_trained_models import SPEC, write_toy_file
+
+    from hepdl.represent.prepared import SparseRows
+
+    write_toy_file(tmp_path / "toy.root", 300, seed=2)
+    shards = {}
+    for storage in ("float32", "float16", "sparse"):
+        shards[storage] = str(tmp_path / storage)
+        meta = prepare_file("jets", str(tmp_path / "toy.root"), shards[storage], spec=SPEC, seed=1, storage=storage)
+        assert meta["storage"] == storage
+
+    def disk(path):
+        return sum(os.path.getsize(os.path.join(path, f)) for f in os.listdir(path))
+
+    assert disk(shards["float16"]) < 0.55 * disk(shards["float32"])
+    assert disk(shards["sparse"]) < 0.25 * disk(shards["float32"])  # ~25 of 768 toy pixels lit
+    sparse_meta = load_meta(shards["sparse"])
+    assert sparse_meta["arrays"]["jet_images"]["layout"] == "sparse"
+    assert sparse_meta["arrays"]["tracks"]["dtype"] == "float16" and sparse_meta["arrays"]["expert"]["dtype"] == "float32"
+    arrays = ("jet_images", "tracks", "track_mask", "expert", "label", "jet_pt")
+    full = {s: PreparedDataset([p], "train", arrays) for s, p in shards.items()}
+    rows = np.arange(0, len(full["float32"]), 7)
+    b32, b16, bsp = (full[s].batch(rows) for s in ("float32", "float16", "sparse"))
+    for name in ("jet_images", "tracks"):  # the loader expands: float32, the values rounded to half precision
+        assert b16[name].dtype == torch.float32
+        np.testing.assert_array_equal(b16[name].numpy(), b32[name].numpy().astype(np.float16).astype(np.float32))
+        np.testing.assert_array_equal(bsp[name].numpy(), b16[name].numpy())
+    for name in ("track_mask", "expert", "label", "jet_pt"):
+        np.testing.assert_array_equal(bsp[name].numpy(), b32[name].numpy())
+    np.testing.assert_array_equal(full["sparse"].numpy("jet_images"), full["float16"].numpy("jet_images"))
+    # the sparse array reads as dense rows whatever the key
+    from hepdl.represent.prepared import load_array
+
+    images = load_array(shards["sparse"], "jet_images")
+    dense = np.load(os.path.join(shards["float16"], "jet_images.npy"))
+    assert isinstance(images, SparseRows) and images.shape == dense.shape
+    np.testing.assert_array_equal(images[5], dense[5])
+    np.testing.assert_array_equal(images[10:20], dense[10:20])
+    np.testing.assert_array_equal(images[np.array([3, 1, 250])], dense[[3, 1, 250]])
+    np.testing.assert_array_equal(np.asarray(images), dense)
+
+
+def test_half_precision_overflow_is_an_error_naming_the_array(tmp_path):
+    from toy_trained_models import write_toy_file
+
+    write_toy_file(tmp_path / "toy.root", 50, seed=2)
+    spec = {"image": {"size": [8, 8], "normalise": "none"}}  # raw E_T per pixel: TeV-scale jets fit, 1e5 GeV not
+    fields = ["calo_eta", "calo_phi", "calo_e", "trk_pt", "trk_eta", "trk_phi", "jet_pt", "jet_eta", "jet_phi",
+              "jet_mass", "label"]
+    events = read_events(tmp_path / "toy.root", "events", fields)
+    write_tree(tmp_path / "hot.root", "events", {**{f: events[f] for f in fields}, "calo_e": events["calo_e"] * 1e5})
+    with pytest.raises(InputError, match=r"'jet_images' representation .*beyond float16's range"):
+        prepare_file("jets", str(tmp_path / "hot.root"), str(tmp_path / "out"), spec=spec, storage="float16")
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ConfigError, match="storage"):
+        prepare_file("jets", str(tmp_path / "toy.root"), str(tmp_path / "out"), storage="bfloat8")

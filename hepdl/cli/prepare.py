@@ -50,9 +50,10 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fields", nargs="+", help="field mapping: a JSON object or logical=branch pairs")
     p.add_argument("--domain", "--variant", dest="domain", choices=("sim", "data"), help="recorded in meta.json")
     p.add_argument("--spec", help="JSON object of representation settings overriding the defaults")
-    p.add_argument("--storage", choices=("float32", "float16"), default="float32",
-                   help="float16: images, pixel maps and track sequences in half precision (half the disk; "
-                   "the loader expands them); default float32")
+    p.add_argument("--storage", choices=("float32", "float16", "sparse"), default="float32",
+                   help="float16: images, pixel maps and track sequences in half precision (half the disk); "
+                   "sparse: besides, the images and pixel maps as their non-zero pixels (a twelfth of the "
+                   "disk per jet); the loader expands them. Default float32")
     p.add_argument("--step-size", default="50 MB", help="entries or size per chunk (default: 50 MB)")
     p.add_argument("--threads", type=int, default=1,
                    help="threads (read-ahead, writing, and representations that can use them, e.g. "

@@ -42,6 +42,7 @@ def trim(chunk: ak.Array, settings: Mapping[str, Any]) -> ak.Array:
 
 @register_representation(
     "jets", "jet_images", key="image", arrays=("jet_images",), feature_arrays={"jet_images": "channels"}, half_precision=("jet_images",),
+    sparse=("jet_images",),
     defaults={"size": [32, 32], "half_width": 1.2, "channels": list(CHANNELS), "centre": "leading_subjet",
               "rotate": True, "flip": True, "normalise": "sum", "subjet_radius": 0.3},
     description="Jet image: size [H, W], half_width, channels (calo_et, trk_pt, trk_count), centre, rotate, flip, "

@@ -16,6 +16,7 @@ HIT_FIELDS = ("hit_view", "hit_plane", "hit_cell", "hit_e")
 
 @register_representation(
     "neutrino", "pixel_maps", key="pixel_map", arrays=("pixel_maps",), half_precision=("pixel_maps",),
+    sparse=("pixel_maps",),
     defaults={"planes": 100, "cells": 80, "threshold": 0.0},
     description="Pixel maps: planes and cells per view in the window, threshold.",
     options=(

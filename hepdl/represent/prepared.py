@@ -12,6 +12,7 @@ import glob
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -28,6 +29,7 @@ from hepdl.represent.representations import (
     half_precision_arrays,
     representation,
     resolve_spec,
+    sparse_arrays,
     spec_fields,
 )
 from hepdl.represent.split import DEFAULT_FRACTIONS, assign_split, check_fractions
@@ -35,8 +37,96 @@ from hepdl.result_files import read_json
 from hepdl.tasks import get_task
 
 FORMAT = "hepdl-prepared-v1"
-#: element types the large arrays may be stored in
-STORAGE = ("float32", "float16")
+#: how the large arrays are stored: as computed, in half precision, or as their non-zero elements
+#: (half precision) for the mostly empty images and pixel maps
+STORAGE = ("float32", "float16", "sparse")
+
+
+class SparseWriter:
+    """An ``(N, ...)`` array stored as its non-zero elements, row by row (CSR): ``NAME.indptr.npy``
+    (int64, N + 1: row i's elements are ``indptr[i]:indptr[i + 1]``), ``NAME.index.npy`` (each
+    element's flat position in its row, uint16 where a row has at most 65536 elements) and
+    ``NAME.value.npy`` (its value, in the rows' own dtype). Rows arrive in order, block by block.
+
+    A jet image has ~150 of its 3072 pixels lit and a neutrino pixel map ~150 of 16000: stored so,
+    a jet takes ~1 kB instead of 13 kB and an event ~0.6 kB instead of 64 kB.
+    """
+
+    layout = "sparse"
+
+    def __init__(self, directory: str, name: str, dtype: np.dtype, shape: tuple[int, ...]) -> None:
+        self.dtype, self.shape = np.dtype(dtype), shape
+        self.index_dtype = np.dtype(np.uint16 if int(np.prod(shape[1:])) <= 1 << 16 else np.uint32)
+        self._stem = os.path.join(directory, name)
+        self.indptr = np.zeros(shape[0] + 1, np.int64)
+        self._index = open(f"{self._stem}.index.raw", "wb")  # noqa: SIM115 -- closed in close()
+        self._value = open(f"{self._stem}.value.raw", "wb")  # noqa: SIM115 -- closed in close()
+        self.nnz, self._next = 0, 0
+
+    def write_rows(self, first: int, rows: np.ndarray) -> None:
+        if first != self._next or rows.dtype != self.dtype or rows.shape[1:] != self.shape[1:]:
+            raise ValueError(f"rows {rows.dtype}{rows.shape} at {first} do not continue {self.dtype}{self.shape}")
+        flat = rows.reshape(len(rows), -1)
+        row, position = np.nonzero(flat)
+        self.indptr[first + 1:first + 1 + len(rows)] = self.nnz + np.cumsum(np.bincount(row, minlength=len(rows)))
+        self._index.write(position.astype(self.index_dtype).tobytes())
+        self._value.write(np.ascontiguousarray(flat[row, position]).tobytes())
+        self.nnz += len(row)
+        self._next = first + len(rows)
+
+    def close(self) -> None:
+        if self._index.closed:
+            return
+        self._index.close()
+        self._value.close()
+        np.save(f"{self._stem}.indptr.npy", self.indptr)
+        for part, dtype in (("index", self.index_dtype), ("value", self.dtype)):
+            raw = f"{self._stem}.{part}.raw"
+            with open(f"{self._stem}.{part}.npy", "wb") as out, open(raw, "rb") as src:
+                header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": (self.nnz,)}
+                np.lib.format.write_array_header_1_0(out, header)
+                shutil.copyfileobj(src, out, 1 << 20)
+            os.remove(raw)
+
+    def describe(self) -> dict[str, Any]:
+        return {"shape": list(self.shape), "dtype": str(self.dtype), "layout": self.layout, "nnz": int(self.nnz),
+                "index_dtype": str(self.index_dtype)}
+
+
+class SparseRows:
+    """A sparse shard array (see :class:`SparseWriter`) read back as dense rows: ``a[i]``, ``a[lo:hi]``,
+    ``a[indices]`` give the rows with their zeros, gathered and scattered in whole arrays."""
+
+    def __init__(self, shard_dir: str, name: str, entry: Mapping[str, Any]) -> None:
+        stem = os.path.join(shard_dir, name)
+        self.indptr = np.load(f"{stem}.indptr.npy", mmap_mode="r")
+        self.index = np.load(f"{stem}.index.npy", mmap_mode="r")
+        self.value = np.load(f"{stem}.value.npy", mmap_mode="r")
+        self.shape, self.dtype = tuple(entry["shape"]), np.dtype(entry["dtype"])
+        if len(self.indptr) != self.shape[0] + 1 or len(self.index) != len(self.value) or int(self.indptr[-1]) != len(self.value):
+            raise InputError(f"{stem}.*.npy: the sparse array's parts disagree with each other or with meta.json")
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key: int | slice | np.ndarray) -> np.ndarray:
+        if isinstance(key, slice):
+            rows = np.arange(*key.indices(len(self)))
+        elif np.ndim(key) == 0:
+            return self[np.array([int(key)])][0]
+        else:
+            rows = np.asarray(key, dtype=np.int64)
+        start, stop = np.asarray(self.indptr[rows]), np.asarray(self.indptr[rows + 1])
+        counts = stop - start
+        # every element of the asked rows: the runs start..stop laid end to end
+        elements = np.repeat(start - np.cumsum(counts) + counts, counts) + np.arange(int(counts.sum()))
+        out = np.zeros((len(rows), int(np.prod(self.shape[1:]))), self.dtype)
+        out[np.repeat(np.arange(len(rows)), counts), np.asarray(self.index[elements], np.int64)] = self.value[elements]
+        return out.reshape(len(rows), *self.shape[1:])
+
+    def __array__(self, dtype: np.dtype | None = None, copy: bool | None = None) -> np.ndarray:
+        whole = self[slice(None)]
+        return whole if dtype is None else whole.astype(dtype)
 
 
 class _NpyWriter:
@@ -64,6 +154,9 @@ class _NpyWriter:
     def close(self) -> None:
         if not self._file.closed:
             self._file.close()
+
+    def describe(self) -> dict[str, Any]:
+        return {"shape": list(self.shape), "dtype": str(self.dtype)}
 
 
 @njit(cache=True, nogil=True)
@@ -130,7 +223,9 @@ def prepare_file(
 
     ``storage="float16"`` keeps the large arrays that a representation allows (images, pixel
     maps, track sequences) in half precision: half the disk and read bandwidth per entry, the
-    loader expanding them to float32 on the fly; tabular arrays stay float32.
+    loader expanding them to float32 on the fly; tabular arrays stay float32. ``"sparse"`` keeps
+    the images and pixel maps as their non-zero pixels (half precision, :class:`SparseWriter`):
+    about a twelfth of the disk per jet, the loader filling in the zeros.
 
     ``spec`` overrides the task's default representation settings (nested keys);
     ``fields`` maps logical field names onto the file's branches. Memory is bounded by
@@ -148,7 +243,8 @@ def prepare_file(
         raise ConfigError(f"domain must be 'sim' or 'data', not {domain!r}")
     if storage not in STORAGE:
         raise ConfigError(f"storage must be one of {list(STORAGE)}, not {storage!r}")
-    half = set(half_precision_arrays(spec)) if storage == "float16" else set()
+    half = set(half_precision_arrays(spec)) if storage != "float32" else set()
+    sparse = set(sparse_arrays(spec)) if storage == "sparse" else set()
     obj = open_tree(path, tree)
     where = f"{path}, tree {tree!r}"
     mapping = _field_mapping(spec, fields, list(obj.keys()), where)
@@ -182,15 +278,18 @@ def prepare_file(
                     block = chunk[lo:lo + block_size]
                     first = where_from.entry_start + lo
                     rep = representation(block, spec, threads=threads)
-                    rep |= {name: rep[name].astype(np.float16) for name in half if name in rep}
+                    with np.errstate(over="ignore"):  # an overflow gives inf, named by the check below
+                        rep |= {name: rep[name].astype(np.float16) for name in half if name in rep}
                     entries = np.arange(first, first + len(block), dtype=np.int64)
                     rep["split"] = assign_split(source, entries, seed, fractions)
                     if not arrays:
                         for name, a in rep.items():
-                            arrays[name] = _NpyWriter(os.path.join(tmp, f"{name}.npy"), a.dtype, (n_entries,) + a.shape[1:])
+                            shape = (n_entries,) + a.shape[1:]
+                            arrays[name] = (SparseWriter(tmp, name, a.dtype, shape) if name in sparse else
+                                            _NpyWriter(os.path.join(tmp, f"{name}.npy"), a.dtype, shape))
                     for name, a in rep.items():
                         if a.dtype.kind == "f" and a.size and not _all_finite(a):
-                            overflow = " (beyond float16's range: prepare with storage float32)" if name in half else ""
+                            overflow = f" (beyond float16's range: prepare with storage float32, not {storage})" if name in half else ""
                             raise InputError(
                                 f"{where}: non-finite values in the {name!r} representation (entries "
                                 f"{entries[0]}..{entries[-1]}){overflow}"
@@ -214,7 +313,7 @@ def prepare_file(
                 "format": FORMAT,
                 "task": task,
                 "n_entries": n_entries,
-                "arrays": {name: {"shape": list(a.shape), "dtype": str(a.dtype)} for name, a in arrays.items()},
+                "arrays": {name: a.describe() for name, a in arrays.items()},
                 "feature_names": feature_names(spec),
                 "targets": get_task(task).targets.to_meta(),
                 "spec": spec,
@@ -263,13 +362,16 @@ def load_meta(shard_dir: str) -> dict[str, Any]:
     return meta
 
 
-def load_array(shard_dir: str, name: str, meta: Mapping[str, Any] | None = None) -> np.ndarray:
-    """Memory-map one array of a shard, checking it against the meta."""
+def load_array(shard_dir: str, name: str, meta: Mapping[str, Any] | None = None) -> np.ndarray | SparseRows:
+    """Memory-map one array of a shard, checking it against the meta (a sparse one as :class:`SparseRows`)."""
     meta = meta or load_meta(shard_dir)
     if name not in meta["arrays"]:
         raise InputError(f"{shard_dir}: no array {name!r}; arrays: {sorted(meta['arrays'])}")
+    entry = meta["arrays"][name]
+    if entry.get("layout") == "sparse":
+        return SparseRows(shard_dir, name, entry)
     a = np.load(os.path.join(shard_dir, f"{name}.npy"), mmap_mode="r")
-    if list(a.shape) != meta["arrays"][name]["shape"]:
+    if list(a.shape) != entry["shape"]:
         raise InputError(f"{shard_dir}/{name}.npy: shape {list(a.shape)} disagrees with meta.json")
     return a
 

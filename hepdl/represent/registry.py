@@ -53,6 +53,8 @@ class Representation:
         concurrent: runs in a background thread while the others are built (``threads`` > 1).
         half_precision: its arrays that may be stored in float16 (large, with values far inside
             float16's range: normalised images, energies in MeV, track features).
+        sparse: its arrays that are mostly zeros (images, pixel maps), stored as their non-zero
+            elements with ``storage="sparse"``.
         options: ``hepdl prepare`` shortcuts.
         description: one line for the config reference.
     """
@@ -69,6 +71,7 @@ class Representation:
     feature_arrays: Mapping[str, str] = field(default_factory=dict)
     concurrent: bool = False
     half_precision: tuple[str, ...] = ()
+    sparse: tuple[str, ...] = ()
     options: tuple[Option, ...] = ()
     description: str = ""
 

@@ -138,3 +138,8 @@ def half_precision_arrays(spec: Mapping[str, Any]) -> tuple[str, ...]:
     """The arrays of the spec's task that may be stored in float16 (``prepare_file(storage="float16")``)."""
     return tuple(a for rep in task_representations(get_task(spec["task"])) for a in rep.half_precision)
 
+
+def sparse_arrays(spec: Mapping[str, Any]) -> tuple[str, ...]:
+    """The arrays of the spec's task that may be stored as their non-zero elements (``storage="sparse"``)."""
+    return tuple(a for rep in task_representations(get_task(spec["task"])) for a in rep.sparse)
+
