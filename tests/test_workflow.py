@@ -59,7 +59,7 @@ def test_large_config_dry_run_scatters_generation_and_trains_on_two_gpus(tmp_pat
     out = result.stdout + result.stderr
     assert re.search(r"^generate_jets\s+600$", out, re.M) and re.search(r"^prepare\s+850$", out, re.M), out[-2000:]
     assert "torchrun --standalone --nproc_per_node=2 -m hepdl.cli train" in out  # the CNN: two GPUs, one job
-    assert "--storage float16" in out
+    assert "--storage sparse" in out
 
 
 def test_lint_names_no_rule_problems(tmp_path):
