@@ -136,7 +136,7 @@ def loader_rate(shards: list[str], *, prefetch: int = 2, block: int = 1, in_memo
     return best
 
 
-def train_rate(shards: list[str], epochs: int) -> float:
+def train_rate(shards: list[str], epochs: int, **options) -> float:
     """The engine's training jets/s with the default CNN, over the timed epochs (the first is warm-up)."""
     from hepdl.models import build_model
     from hepdl.represent import PreparedDataset
@@ -144,7 +144,7 @@ def train_rate(shards: list[str], epochs: int) -> float:
 
     settings = TrainSettings(model={**CNN, "in_channels": 3}, epochs=epochs + 1, batch_size=BATCH, optimizer="adamw",
                              schedule="none", early_stopping_patience=None, progress="never", log_epochs=False,
-                             device="cpu")
+                             device="cpu", **options)
     result = train(build_model(settings.model), PreparedDataset(shards, "train", ARRAYS),
                    PreparedDataset(shards, "validation", ARRAYS), settings)
     rows = result.history[1:]
@@ -236,6 +236,8 @@ def main() -> None:
         r["loader_sparse_jets_per_s"] = loader_rate(sparse)
         r["train_jets_per_s"] = train_rate(one, args.epochs)
         r["bare_loop_jets_per_s"] = bare_rate(one, args.epochs)
+        if not args.quick:  # the compilation alone takes a minute on this CPU
+            r["train_compiled_jets_per_s"] = train_rate(one, args.epochs, compile=True)
         r["peak_mb_1x"] = peak_memory_mb(one)
         r["peak_mb_10x"] = peak_memory_mb(ten)
     r["loader_over_train"] = r["loader_jets_per_s"] / r["train_jets_per_s"]
@@ -254,6 +256,8 @@ def main() -> None:
         ("engine training, default CNN", r["train_jets_per_s"], f"{r['engine_over_bare']:.2f} x bare"),
         ("bare PyTorch loop, same CNN", r["bare_loop_jets_per_s"], ""),
     ]
+    if "train_compiled_jets_per_s" in r:
+        rows.append(("engine training, torch.compile", r["train_compiled_jets_per_s"], ""))
     print(f"{args.n} jets (1x), {args.threads} torch threads, batch {BATCH}")
     for name, rate, note in rows:
         print(f"  {name:34s} {rate:12.0f} jets/s  {note}")
