@@ -16,6 +16,7 @@ import difflib
 import glob
 import os
 import re
+import struct
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -75,20 +76,48 @@ def expand_paths(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list
     return out
 
 
+_HEADER = struct.Struct(">4siii")  # magic 'root', fVersion, fBEGIN, fEND (32-bit)
+
+
+def check_root_header(path: str) -> int:
+    """Check ROOT's file header and that the file is as long as the header says; returns fEND.
+
+    ROOT writes the file's end (``fEND``) into the header when it closes the file, so a file
+    shorter than that was cut off (an interrupted copy or transfer). uproot reads lazily and
+    would only fail later, at the first missing basket. Files larger than 2 GB (``fVersion``
+    >= 1000000) store ``fEND`` as a 64-bit integer.
+    """
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            head = f.read(_HEADER.size + 4)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except OSError as err:
+        raise InputError(f"{path}: cannot be read ({err.strerror})") from None
+    if size == 0:
+        raise InputError(f"{path}: empty file (0 bytes), not a ROOT file")
+    if head[:4] != b"root":
+        raise InputError(f"{path}: not a ROOT file (it does not start with ROOT's signature)")
+    if len(head) < _HEADER.size + 4:
+        raise InputError(f"{path}: truncated ROOT file: {size} bytes, shorter than ROOT's file header")
+    _, version, _, end = _HEADER.unpack_from(head)
+    if version >= 1_000_000:
+        end = struct.unpack_from(">q", head, 12)[0]
+    if size < end:
+        raise InputError(
+            f"{path}: truncated ROOT file: its header says it is {end} bytes long, but it has {size} "
+            f"bytes ({size / end:.0%}); copy it again from its source"
+        )
+    return end
+
+
 def open_root_file(path: str):
     """Open a ROOT file and list its objects, or raise one clear :class:`InputError`.
 
     Returns the uproot directory and its ``{name: class}`` listing.
     """
-    try:
-        with open(path, "rb") as f:
-            magic = f.read(4)
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except OSError as err:
-        raise InputError(f"{path}: cannot be read ({err.strerror})") from None
-    if magic != b"root":
-        raise InputError(f"{path}: not a ROOT file (it does not start with ROOT's signature)")
+    check_root_header(path)
     try:
         file = uproot.open(path)
     except FileNotFoundError:
