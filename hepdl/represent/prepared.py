@@ -23,7 +23,7 @@ from numba import njit
 from hepdl.atomic import atomic_dir
 from hepdl.background import read_ahead
 from hepdl.errors import ConfigError, InputError
-from hepdl.io.read import DEFAULT_STEP_SIZE, iterate_events, open_tree
+from hepdl.io.read import DEFAULT_STEP_SIZE, iterate_events, name_branches, open_tree
 from hepdl.represent.representations import (
     feature_names,
     half_precision_arrays,
@@ -277,7 +277,11 @@ def prepare_file(
                 for lo in range(0, len(chunk), block_size):
                     block = chunk[lo:lo + block_size]
                     first = where_from.entry_start + lo
-                    rep = representation(block, spec, threads=threads)
+                    try:
+                        rep = representation(block, spec, threads=threads)
+                    except InputError as err:  # it sees logical fields only: add the file, entries, branch
+                        raise InputError(f"{where}, entries {first}..{first + len(block) - 1}: "
+                                         f"{name_branches(str(err), mapping)}") from None
                     with np.errstate(over="ignore"):  # an overflow gives inf, named by the check below
                         rep |= {name: rep[name].astype(np.float16) for name in half if name in rep}
                     entries = np.arange(first, first + len(block), dtype=np.int64)
