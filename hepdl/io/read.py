@@ -309,7 +309,8 @@ def _apply_nonfinite(chunk: ak.Array, plan: _ReadPlan, policy: NonFinitePolicy, 
     if not masks or all(m.all() for m in masks.values()):
         return chunk
     if policy == "error":
-        name, mask = next((f, m) for f, m in masks.items() if not m.all())
+        # the branch with the earliest bad entry: "first: entry N" is then the file's first one
+        name, mask = min(((f, m) for f, m in masks.items() if not m.all()), key=lambda fm: np.argmin(fm[1]))
         bad = np.flatnonzero(~mask)
         arr = dict(_branch_arrays(chunk[bad[:1]], plan))[name]
         raise InputError(

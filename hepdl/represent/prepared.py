@@ -8,6 +8,7 @@ directory, which replaces the output only when complete.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import json
@@ -73,6 +74,13 @@ class SparseWriter:
         self._value.write(np.ascontiguousarray(flat[row, position]).tobytes())
         self.nnz += len(row)
         self._next = first + len(rows)
+
+    def discard(self) -> None:
+        """Close the files without finishing them (the shard is being abandoned): a full disk
+        must not keep them open, holding the space, nor stop the others being closed."""
+        for f in (self._index, self._value):
+            with contextlib.suppress(OSError):
+                f.close()
 
     def close(self) -> None:
         if self._index.closed:
@@ -153,6 +161,11 @@ class _NpyWriter:
 
     def close(self) -> None:
         if not self._file.closed:
+            self._file.close()
+
+    def discard(self) -> None:
+        """Close without reporting a failed flush: the shard is being abandoned."""
+        with contextlib.suppress(OSError):
             self._file.close()
 
     def describe(self) -> dict[str, Any]:
@@ -338,7 +351,7 @@ def prepare_file(
             if writer is not None:
                 writer.shutdown(wait=True, cancel_futures=True)
             for a in arrays.values():
-                a.close()
+                a.discard()
             arrays.clear()
             raise
         finally:
