@@ -204,12 +204,16 @@ def _assemble(raw: ak.Array, plan: _ReadPlan, where: str) -> ak.Array:
     out: dict[str, ak.Array] = {logical: raw[branch] for logical, branch in plan.plain.items()}
     for logical, members in plan.collections.items():
         parts = {name: raw[branch] for name, branch in members.items()}
-        _check_counts(parts, where, names={k: f"{b!r} (field '{logical}.{k}')" for k, b in members.items()})
+        _check_counts(parts, where, names={k: _branch_and_field(b, f"{logical}.{k}") for k, b in members.items()})
         out[logical] = ak.zip(parts)
     if plan.flatten_collection is not None:
         return out[plan.flatten_collection]
     _check_prefix_groups(out, plan, where)
     return ak.zip(out, depth_limit=1)
+
+
+def _branch_and_field(branch: str, logical: str) -> str:
+    return repr(branch) if branch == logical else f"{branch!r} (field {logical!r})"
 
 
 def _check_counts(parts: Mapping[str, ak.Array], where: str, names: Mapping[str, str]) -> None:
@@ -238,7 +242,7 @@ def _check_prefix_groups(out: Mapping[str, ak.Array], plan: _ReadPlan, where: st
         if "_" in logical and logical in plan.plain and arr.ndim > 1:
             groups.setdefault(logical.split("_", 1)[0], {})[logical] = arr
     for group in groups.values():
-        _check_counts(group, where, names={k: f"{plan.plain[k]!r} (field {k!r})" for k in group})
+        _check_counts(group, where, names={k: _branch_and_field(plan.plain[k], k) for k in group})
 
 
 def _finite_mask(arr: ak.Array) -> np.ndarray | None:
@@ -268,7 +272,7 @@ def _float_leaves(arr: ak.Array):
 
 def describe_branch(branch: str, logical: str) -> str:
     """How errors name what was read: the file's branch, and the logical field where it differs."""
-    return f"branch {branch!r}" if branch == logical else f"branch {branch!r} (field {logical!r})"
+    return f"branch {_branch_and_field(branch, logical)}"
 
 
 _FIELD = re.compile(r"\bfield '(\w+)'")
