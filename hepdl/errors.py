@@ -17,3 +17,11 @@ class InputError(HepdlError, ValueError):
 
 class ConfigError(HepdlError, ValueError):
     """A configuration key with a missing or invalid value."""
+
+
+class ModelFileError(HepdlError, ValueError):
+    """A file given as a hepdl model that is not one, or is damaged."""
+
+
+class OutputError(HepdlError, OSError):
+    """An output that cannot be written (read-only file system, full disk, ...); names the path."""

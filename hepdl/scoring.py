@@ -23,7 +23,14 @@ import torch
 from torch import nn
 
 from hepdl.errors import ConfigError, HepdlError, InputError
-from hepdl.io.read import DEFAULT_STEP_SIZE, ChunkSource, apply_cut, iterate_events, open_tree
+from hepdl.io.read import (
+    DEFAULT_STEP_SIZE,
+    ChunkSource,
+    apply_cut,
+    iterate_events,
+    name_branches,
+    open_tree,
+)
 from hepdl.io.write import TreeWriter
 from hepdl.models.model_file import load_model_file
 from hepdl.represent.representations import optional_input_fields, representation, spec_fields
@@ -176,8 +183,15 @@ class TrainedModel:
 
             bar = tqdm(unit="entry", desc="score", leave=False, file=sys.stderr)
         try:
+            mapping = None if isinstance(source, ak.Array) else self.field_mapping(fields)
             for chunk, where in self._chunks(source, tree, fields, step_size, cut):
-                arrays = self.prepare(chunk)
+                try:
+                    arrays = self.prepare(chunk)
+                except InputError as err:  # it sees logical fields only: add the file, entries, branch
+                    if where is None:
+                        raise
+                    raise InputError(f"{where.path}, tree {where.tree!r}, entries {where.entry_start}.."
+                                     f"{where.entry_stop - 1}: {name_branches(str(err), mapping)}") from None
                 if not arrays:
                     scores = np.empty((0,) if self.binary else (0, len(self.classes)), np.float32)
                 else:

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from hepdl.atomic import atomic_dir, atomic_path, atomic_write_text
-from hepdl.errors import InputError
+from hepdl.errors import InputError, OutputError
 
 
 def test_the_file_appears_only_when_the_block_ends(tmp_path):
@@ -54,3 +54,33 @@ def test_a_file_in_the_way_of_a_directory_is_named(tmp_path):
     with pytest.raises(InputError, match="shard: exists and is not a directory"), atomic_dir(tmp_path / "shard"):
         pass
     assert (tmp_path / "shard").read_text() == "not a shard"
+
+
+def test_an_unwritable_output_is_one_error_naming_it_and_leaves_nothing(tmp_path):
+    from test_bad_inputs import small_tmpfs
+
+    with small_tmpfs(tmp_path / "ro", read_only=True) as ro:
+        with pytest.raises(OutputError, match=rf"^cannot write {ro / 'sub' / 'm.json'}: read-only file system$"):
+            atomic_write_text(ro / "sub" / "m.json", "{}")
+        with pytest.raises(OutputError, match=rf"^cannot write {ro / 'shard'}: read-only file system$"), \
+                atomic_dir(ro / "shard"):
+            pass
+    with small_tmpfs(tmp_path / "full", size="16k") as full:
+        with pytest.raises(OutputError, match=rf"^cannot write {full / 'big.txt'}: no space left on device$"):
+            atomic_write_text(full / "big.txt", "x" * 100_000)
+        with pytest.raises(OutputError, match=rf"^cannot write {full / 'shard'}: no space left on device$"), \
+                atomic_dir(full / "shard") as tmp, open(os.path.join(tmp, "a.npy"), "wb") as f:
+            f.write(b"x" * 100_000)
+        assert os.listdir(full) == []
+
+
+def test_an_error_reading_an_input_inside_the_block_keeps_its_own_type(tmp_path):
+    # Only errors of writing become OutputError: a missing input read in the block stays itself.
+    with pytest.raises(FileNotFoundError), atomic_path(tmp_path / "out.txt") as tmp:
+        with open(tmp, "w") as f:
+            f.write("half")
+        open(tmp_path / "no-such-input.txt").close()
+    assert os.listdir(tmp_path) == []
+    (tmp_path / "out.txt").mkdir()
+    with pytest.raises(OutputError, match="out.txt: it is a directory"), atomic_path(tmp_path / "out.txt"):
+        pass

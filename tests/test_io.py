@@ -258,7 +258,7 @@ def test_nonfinite_values_error_by_default_and_can_be_dropped(tmp_path):
     e[int(ak.sum(counts[:first_nonempty]))] = np.nan
     data["calo_e"] = ak.unflatten(e, counts)
     write_tree(tmp_path / "a.root", "events", data)
-    with pytest.raises(InputError, match=rf"'calo_e' has NaN or infinite values in 1 entries \(first: entry {first_nonempty}\)"):
+    with pytest.raises(InputError, match=rf"branch 'calo_e' has NaN or infinite values in 1 entries \(first: entry {first_nonempty}, NaN\)"):
         read_events(tmp_path / "a.root", "events", ["calo_e", "jet_pt"])
     dropped = read_events(tmp_path / "a.root", "events", ["calo_e", "jet_pt"], nonfinite="drop")
     assert len(dropped) == 199

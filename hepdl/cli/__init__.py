@@ -43,6 +43,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HepdlError as err:
         print(f"hepdl {args.stage}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:
+        # The writers name their outputs (OutputError); an OSError that still gets here is the
+        # system's (a full disk, a file that vanished): one line with the file it names.
+        from hepdl.atomic import os_error_cause
+
+        where = f"{err.filename}: " if err.filename is not None else ""
+        print(f"hepdl {args.stage}: error: {where}{os_error_cause(err)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"hepdl {args.stage}: interrupted", file=sys.stderr)
         return 130

@@ -16,6 +16,7 @@ import difflib
 import glob
 import os
 import re
+import struct
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -25,6 +26,7 @@ import numpy as np
 import uproot
 
 from hepdl.errors import InputError
+from hepdl.io.baskets import locate_damage, one_line
 
 FieldSpec = Mapping[str, str] | Sequence[str] | str
 NonFinitePolicy = Literal["error", "drop", "keep"]
@@ -75,20 +77,48 @@ def expand_paths(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list
     return out
 
 
+_HEADER = struct.Struct(">4siii")  # magic 'root', fVersion, fBEGIN, fEND (32-bit)
+
+
+def check_root_header(path: str) -> int:
+    """Check ROOT's file header and that the file is as long as the header says; returns fEND.
+
+    ROOT writes the file's end (``fEND``) into the header when it closes the file, so a file
+    shorter than that was cut off (an interrupted copy or transfer). uproot reads lazily and
+    would only fail later, at the first missing basket. Files larger than 2 GB (``fVersion``
+    >= 1000000) store ``fEND`` as a 64-bit integer.
+    """
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            head = f.read(_HEADER.size + 4)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except OSError as err:
+        raise InputError(f"{path}: cannot be read ({err.strerror})") from None
+    if size == 0:
+        raise InputError(f"{path}: empty file (0 bytes), not a ROOT file")
+    if head[:4] != b"root":
+        raise InputError(f"{path}: not a ROOT file (it does not start with ROOT's signature)")
+    if len(head) < _HEADER.size + 4:
+        raise InputError(f"{path}: truncated ROOT file: {size} bytes, shorter than ROOT's file header")
+    _, version, _, end = _HEADER.unpack_from(head)
+    if version >= 1_000_000:
+        end = struct.unpack_from(">q", head, 12)[0]
+    if size < end:
+        raise InputError(
+            f"{path}: truncated ROOT file: its header says it is {end} bytes long, but it has {size} "
+            f"bytes ({size / end:.0%}); copy it again from its source"
+        )
+    return end
+
+
 def open_root_file(path: str):
     """Open a ROOT file and list its objects, or raise one clear :class:`InputError`.
 
     Returns the uproot directory and its ``{name: class}`` listing.
     """
-    try:
-        with open(path, "rb") as f:
-            magic = f.read(4)
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except OSError as err:
-        raise InputError(f"{path}: cannot be read ({err.strerror})") from None
-    if magic != b"root":
-        raise InputError(f"{path}: not a ROOT file (it does not start with ROOT's signature)")
+    check_root_header(path)
     try:
         file = uproot.open(path)
     except FileNotFoundError:
@@ -96,12 +126,18 @@ def open_root_file(path: str):
     except Exception as err:  # uproot raises ValueError, OSError, struct.error, ... on bad bytes
         if "not a ROOT file" in str(err):
             raise InputError(f"{path}: not a ROOT file") from None
-        raise InputError(f"{path}: cannot be opened as a ROOT file, truncated or corrupt ({_one_line(err)})") from None
+        raise InputError(f"{path}: cannot be opened as a ROOT file, truncated or corrupt ({one_line(err)})") from None
     try:
         classes = file.classnames()
     except Exception as err:
-        raise InputError(f"{path}: the file's directory cannot be read, truncated or corrupt ({_one_line(err)})") from None
+        raise InputError(f"{path}: the file's directory cannot be read, truncated or corrupt ({one_line(err)})") from None
     return file, classes
+
+
+def tree_names(path: str) -> list[str]:
+    """The names of the TTrees and RNTuples in ``path`` (sorted)."""
+    _, classes = open_root_file(path)
+    return sorted({k.split(";")[0] for k, c in classes.items() if c in _TREE_CLASSES})
 
 
 def open_tree(path: str, tree: str):
@@ -117,7 +153,7 @@ def open_tree(path: str, tree: str):
     try:
         return file[tree]
     except Exception as err:
-        raise InputError(f"{path}: tree {tree!r} cannot be read, truncated or corrupt ({_one_line(err)})") from None
+        raise InputError(f"{path}: tree {tree!r} cannot be read, truncated or corrupt ({one_line(err)})") from None
 
 
 @dataclass(frozen=True)
@@ -168,7 +204,7 @@ def _assemble(raw: ak.Array, plan: _ReadPlan, where: str) -> ak.Array:
     out: dict[str, ak.Array] = {logical: raw[branch] for logical, branch in plan.plain.items()}
     for logical, members in plan.collections.items():
         parts = {name: raw[branch] for name, branch in members.items()}
-        _check_counts(parts, where, names={k: repr(b) for k, b in members.items()})
+        _check_counts(parts, where, names={k: _branch_and_field(b, f"{logical}.{k}") for k, b in members.items()})
         out[logical] = ak.zip(parts)
     if plan.flatten_collection is not None:
         return out[plan.flatten_collection]
@@ -176,9 +212,8 @@ def _assemble(raw: ak.Array, plan: _ReadPlan, where: str) -> ak.Array:
     return ak.zip(out, depth_limit=1)
 
 
-def _one_line(err: BaseException) -> str:
-    """uproot's messages span lines (file, object); the CLI promises one line."""
-    return " ".join(str(err).split())
+def _branch_and_field(branch: str, logical: str) -> str:
+    return repr(branch) if branch == logical else f"{branch!r} (field {logical!r})"
 
 
 def _check_counts(parts: Mapping[str, ak.Array], where: str, names: Mapping[str, str]) -> None:
@@ -207,7 +242,7 @@ def _check_prefix_groups(out: Mapping[str, ak.Array], plan: _ReadPlan, where: st
         if "_" in logical and logical in plan.plain and arr.ndim > 1:
             groups.setdefault(logical.split("_", 1)[0], {})[logical] = arr
     for group in groups.values():
-        _check_counts(group, where, names={k: f"{plan.plain[k]!r} (field {k!r})" for k in group})
+        _check_counts(group, where, names={k: _branch_and_field(plan.plain[k], k) for k in group})
 
 
 def _finite_mask(arr: ak.Array) -> np.ndarray | None:
@@ -235,23 +270,57 @@ def _float_leaves(arr: ak.Array):
         yield arr
 
 
-def _apply_nonfinite(chunk: ak.Array, policy: NonFinitePolicy, where: str, entry_start: int) -> ak.Array:
+def describe_branch(branch: str, logical: str) -> str:
+    """How errors name what was read: the file's branch, and the logical field where it differs."""
+    return f"branch {_branch_and_field(branch, logical)}"
+
+
+_FIELD = re.compile(r"\bfield '(\w+)'")
+
+
+def name_branches(message: str, mapping: Mapping[str, str]) -> str:
+    """``field 'x'`` in a message from a layer that sees only logical fields, with x's branch added."""
+    return _FIELD.sub(lambda m: describe_branch(mapping.get(m.group(1), m.group(1)), m.group(1)), message)
+
+
+def _branch_arrays(chunk: ak.Array, plan: _ReadPlan) -> Iterator[tuple[str, ak.Array]]:
+    """``(description, array)`` per branch read, so that a check names the branch and its field."""
+    if plan.flatten_collection is not None:
+        members = plan.collections[plan.flatten_collection]
+        for name, branch in members.items():
+            yield describe_branch(branch, f"{plan.flatten_collection}.{name}"), chunk[name]
+        return
+    for logical, branch in plan.plain.items():
+        yield describe_branch(branch, logical), chunk[logical]
+    for logical, members in plan.collections.items():
+        for name, branch in members.items():
+            yield describe_branch(branch, f"{logical}.{name}"), chunk[logical][name]
+
+
+def _nonfinite_kinds(values: ak.Array) -> str:
+    flat = np.asarray(ak.to_numpy(ak.flatten(values, axis=None)) if values.ndim > 1 or values.fields
+                      else ak.to_numpy(values), dtype=np.float64)
+    kinds = [k for k, hit in (("NaN", np.isnan(flat).any()), ("+inf", np.isposinf(flat).any()),
+                              ("-inf", np.isneginf(flat).any())) if hit]
+    return " and ".join(kinds)
+
+
+def _apply_nonfinite(chunk: ak.Array, plan: _ReadPlan, policy: NonFinitePolicy, where: str,
+                     entry_start: int) -> ak.Array:
     if policy == "keep" or len(chunk) == 0:
         return chunk
-    if chunk.ndim == 1 and chunk.fields:
-        per_field = {f: _finite_mask(chunk[f]) for f in chunk.fields}
-    else:  # a single collection read as the whole result
-        per_field = {"(collection)": _finite_mask(chunk)}
-    masks = {f: m for f, m in per_field.items() if m is not None}
+    masks = {name: m for name, arr in _branch_arrays(chunk, plan) if (m := _finite_mask(arr)) is not None}
     if not masks or all(m.all() for m in masks.values()):
         return chunk
     if policy == "error":
-        field, mask = next((f, m) for f, m in masks.items() if not m.all())
+        # the branch with the earliest bad entry: "first: entry N" is then the file's first one
+        name, mask = min(((f, m) for f, m in masks.items() if not m.all()), key=lambda fm: np.argmin(fm[1]))
         bad = np.flatnonzero(~mask)
+        arr = dict(_branch_arrays(chunk[bad[:1]], plan))[name]
         raise InputError(
-            f"{where}: field {field!r} has NaN or infinite values in {bad.size} entries "
-            f"(first: entry {entry_start + bad[0]}); set nonfinite='drop' to skip such entries "
-            "or 'keep' to pass them on"
+            f"{where}: {name} has NaN or infinite values in {bad.size} entries "
+            f"(first: entry {entry_start + bad[0]}, {_nonfinite_kinds(arr)}); set nonfinite='drop' to "
+            "skip such entries or 'keep' to pass them on"
         )
     return chunk[np.logical_and.reduce(list(masks.values()))]
 
@@ -266,9 +335,9 @@ def apply_cut(chunk: ak.Array, cut: str | None, where: str) -> ak.Array:
         # The cut is the user's own config text, written in logical field names.
         mask = eval(compile(cut, "<cut>", "eval"), {"__builtins__": {}}, namespace)  # noqa: S307
     except NameError as err:
-        raise InputError(f"{where}: cut {cut!r} uses an unknown name ({_one_line(err)}); fields: {chunk.fields}") from None
+        raise InputError(f"{where}: cut {cut!r} uses an unknown name ({one_line(err)}); fields: {chunk.fields}") from None
     except Exception as err:
-        raise InputError(f"{where}: cut {cut!r} cannot be evaluated ({_one_line(err)})") from None
+        raise InputError(f"{where}: cut {cut!r} cannot be evaluated ({one_line(err)})") from None
     mask = ak.Array(mask) if not isinstance(mask, np.ndarray) else mask
     if getattr(mask, "ndim", 0) != 1 or len(mask) != len(chunk):
         raise InputError(f"{where}: cut {cut!r} must give one boolean per entry")
@@ -307,7 +376,7 @@ def iterate_events(
             for raw in obj.iterate(list(plan.branches), step_size=step_size, library="ak"):
                 stop = start + len(raw)
                 chunk = _assemble(raw, plan, where)
-                chunk = _apply_nonfinite(chunk, nonfinite, where, start)
+                chunk = _apply_nonfinite(chunk, plan, nonfinite, where, start)
                 chunk = apply_cut(chunk, cut, where)
                 n_total += len(chunk)
                 if with_source:
@@ -318,9 +387,12 @@ def iterate_events(
         except InputError:
             raise
         except Exception as err:
+            found = locate_damage(obj, plan.branches, start, int(obj.num_entries), where)
+            if found is not None:
+                raise found from None
             raise InputError(
                 f"{where}: reading entries from {start} failed, the file is truncated or corrupt, "
-                f"or a branch has a type uproot cannot read ({type(err).__name__}: {_one_line(err)})"
+                f"or a branch has a type uproot cannot read ({type(err).__name__}: {one_line(err)})"
             ) from None
     if n_total == 0:
         what = f"cut {cut!r} selects" if cut else "the input has"

@@ -15,6 +15,7 @@ import awkward as ak
 import numpy as np
 import uproot
 
+from hepdl.atomic import output_error
 from hepdl.errors import InputError
 from hepdl.io.read import check_field_names, open_tree
 
@@ -69,19 +70,30 @@ class TreeWriter:
 
     def __enter__(self) -> TreeWriter:
         directory = os.path.dirname(self.path) or "."
-        os.makedirs(directory, exist_ok=True)
-        self._file = uproot.recreate(self.tmp_path, compression=self.compression)
+        try:
+            os.makedirs(directory, exist_ok=True)
+            self._file = uproot.recreate(self.tmp_path, compression=self.compression)
+        except OSError as err:
+            self._remove_tmp()
+            raise output_error(self.path, err) from None
         return self
 
     def extend(self, arrays: Mapping[str, ArrayLike]) -> None:
         """Append entries; every call must give the same fields with the same types."""
         where = f"{self.path}, tree {self.tree_name!r}"
         data = _group_jagged(arrays, where)
-        if self._tree is None:
-            types = {k: (v.type if isinstance(v, ak.Array) else v.dtype) for k, v in data.items()}
-            self._tree = self._file.mktree(self.tree_name, types)
-        self._tree.extend(data)
+        try:
+            if self._tree is None:
+                types = {k: (v.type if isinstance(v, ak.Array) else v.dtype) for k, v in data.items()}
+                self._tree = self._file.mktree(self.tree_name, types)
+            self._tree.extend(data)
+        except OSError as err:  # a full disk: uproot writes as it goes
+            raise output_error(self.path, err) from None
         self.n_entries += len(next(iter(data.values())))
+
+    def _remove_tmp(self) -> None:
+        if os.path.exists(self.tmp_path):
+            os.remove(self.tmp_path)
 
     def __exit__(
         self,
@@ -89,14 +101,24 @@ class TreeWriter:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._file.close()
+        try:
+            self._file.close()  # flushes: a full disk can fail here too
+        except OSError as err:
+            self._remove_tmp()
+            if exc_type is None:
+                raise output_error(self.path, err) from None
+            return  # the error already raised is the one to report
         if exc_type is None and self._tree is None:
-            os.remove(self.tmp_path)
+            self._remove_tmp()
             raise InputError(f"{self.path}: nothing was written (no entries)")
         if exc_type is None:
-            os.replace(self.tmp_path, self.path)
+            try:
+                os.replace(self.tmp_path, self.path)
+            except OSError as err:
+                self._remove_tmp()
+                raise output_error(self.path, err) from None
         else:
-            os.remove(self.tmp_path)
+            self._remove_tmp()
 
 
 def write_tree(path: str | os.PathLike, tree: str, arrays: Mapping[str, ArrayLike]) -> None:

@@ -12,7 +12,8 @@ import hashlib
 import json
 import os
 import pickle
-import zipfile
+import re
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,7 +21,7 @@ import torch
 from torch import nn
 
 from hepdl.atomic import atomic_path
-from hepdl.errors import HepdlError
+from hepdl.errors import HepdlError, ModelFileError
 from hepdl.models.registry import build_model
 
 MODEL_FORMAT = "hepdl-model-v1"
@@ -113,30 +114,86 @@ def save_model(
     atomic_torch_save(content, path)
 
 
-def read_model_content(path: str | os.PathLike) -> dict[str, Any]:
-    """Load a model file's dict with ``weights_only=True``; any failure is a :class:`HepdlError`."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise HepdlError(f"{path}: model file does not exist")
+_ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive (since PyTorch 1.6; hepdl never wrote another)
+_GLOBAL = re.compile(r"(?:unsupported GLOBAL|Unsupported global: GLOBAL)\s+([\w.]+)")
+
+
+def _not_a_model(path: str, reason: str) -> ModelFileError:
+    return ModelFileError(f"not a hepdl model file: {path} ({reason})")
+
+
+def _torch_load_failure(err: Exception) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, without torch's advice to retry with
+    ``weights_only=False``: that would run whatever code the file holds."""
+    text = str(err)
+    found = _GLOBAL.search(text)
+    if found:
+        return (f"holding code or classes other than tensors and plain values ({found.group(1)}), which "
+                "a hepdl model file never holds; it was not loaded, since loading it could run that code")
+    if "weights only" in text.lower() or isinstance(err, pickle.UnpicklingError):
+        return "holding pickled objects other than tensors and plain values; it was not loaded"
+    first = next((line.strip() for line in text.splitlines() if line.strip()), type(err).__name__)
+    if "weights_only" in first:  # never pass torch's advice on
+        first = type(err).__name__
+    return f"a damaged or truncated PyTorch archive: {first}"
+
+
+def _sniff(path: str) -> None:
+    """Refuse what is not a zip archive before torch sees it: torch would try an old pickle
+    format on any other bytes, which gives raw errors (IndexError, KeyError) and warnings."""
     try:
-        content = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise HepdlError(f"{path}: not a readable hepdl model file (corrupt, truncated or holding code): {first}") from err
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except OSError as err:
+        raise ModelFileError(f"{path}: model file cannot be read ({err.strerror})") from None
+    if not head:
+        raise _not_a_model(path, "empty file, 0 bytes")
+    if head[:4] != _ZIP_MAGIC:
+        if head[:1] == b"\x80":
+            kind = "a Python pickle, not the zip archive torch.save writes; not loaded, since a pickle can run code"
+        elif all(32 <= b < 127 or b in (9, 10, 13) for b in head):
+            kind = f"a text file, starting {head[:20].decode()!r}"
+        else:
+            kind = "not the zip archive torch.save writes"
+        raise _not_a_model(path, kind)
+
+
+def read_model_content(path: str | os.PathLike) -> dict[str, Any]:
+    """Load a model file's dict with ``weights_only=True``; any failure is a :class:`ModelFileError`.
+
+    Anything that is not a hepdl model gives ``not a hepdl model file: PATH (reason)``.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise ModelFileError(f"{path}: model file does not exist")
+    if not os.path.isfile(path):
+        raise _not_a_model(path, "not a regular file")
+    _sniff(path)
+    try:
+        with warnings.catch_warnings():
+            # torch warns on pickle protocols it did not write; the load fails or succeeds regardless
+            warnings.simplefilter("ignore", UserWarning)
+            content = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 -- any bytes can reach here; each failure means "not a model"
+        raise _not_a_model(path, _torch_load_failure(err)) from None
     if not isinstance(content, dict) or content.get("format") != MODEL_FORMAT:
-        raise HepdlError(f"{path}: not a hepdl model file (expected format {MODEL_FORMAT!r})")
+        what = type(content).__name__
+        if isinstance(content, dict):
+            what = f"a dict with keys {sorted(map(str, content))[:6]}"
+        raise _not_a_model(path, f"a PyTorch file holding {what}, without hepdl's format mark {MODEL_FORMAT!r}; "
+                           "hepdl train writes model files")
     missing = [k for k in _REQUIRED if k not in content]
     if missing:
-        raise HepdlError(f"{path}: model file lacks {missing}")
+        raise ModelFileError(f"{path}: damaged hepdl model file: it lacks {missing}")
     # files written before the checksum existed have none; every newer one must match it
     if "sha256" in content:
         try:
             digest = content_digest(content)
-        except (TypeError, ValueError, AttributeError) as err:
-            raise HepdlError(f"{path}: model file content is malformed ({err})") from err
+        except (TypeError, ValueError, AttributeError, KeyError) as err:
+            raise ModelFileError(f"{path}: model file content is malformed ({err})") from None
         if digest != content["sha256"]:
-            raise HepdlError(f"{path}: model file checksum mismatch: its content was changed after it was "
-                             "written (corrupted or tampered); refusing to load it")
+            raise ModelFileError(f"{path}: model file checksum mismatch: its content was changed after it was "
+                                 "written (corrupted or tampered); refusing to load it")
     return content
 
 
@@ -151,6 +208,7 @@ def load_model_file(path: str | os.PathLike, device: str | torch.device = "cpu")
         model = build_model(content["architecture"])
         model.load_state_dict(content["state_dict"], strict=True)
     except (HepdlError, RuntimeError, TypeError, KeyError) as err:
-        raise HepdlError(f"{os.fspath(path)}: weights do not fit the architecture it names: {err}") from err
+        raise ModelFileError(f"{os.fspath(path)}: weights do not fit the architecture it names: "
+                             f"{' '.join(str(err).split())}") from None
     info = {k: v for k, v in content.items() if k not in ("state_dict", "sha256")}
     return model.to(device).eval(), info

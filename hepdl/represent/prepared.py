@@ -8,6 +8,7 @@ directory, which replaces the output only when complete.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import json
@@ -23,7 +24,7 @@ from numba import njit
 from hepdl.atomic import atomic_dir
 from hepdl.background import read_ahead
 from hepdl.errors import ConfigError, InputError
-from hepdl.io.read import DEFAULT_STEP_SIZE, iterate_events, open_tree
+from hepdl.io.read import DEFAULT_STEP_SIZE, iterate_events, name_branches, open_tree
 from hepdl.represent.representations import (
     feature_names,
     half_precision_arrays,
@@ -73,6 +74,13 @@ class SparseWriter:
         self._value.write(np.ascontiguousarray(flat[row, position]).tobytes())
         self.nnz += len(row)
         self._next = first + len(rows)
+
+    def discard(self) -> None:
+        """Close the files without finishing them (the shard is being abandoned): a full disk
+        must not keep them open, holding the space, nor stop the others being closed."""
+        for f in (self._index, self._value):
+            with contextlib.suppress(OSError):
+                f.close()
 
     def close(self) -> None:
         if self._index.closed:
@@ -153,6 +161,11 @@ class _NpyWriter:
 
     def close(self) -> None:
         if not self._file.closed:
+            self._file.close()
+
+    def discard(self) -> None:
+        """Close without reporting a failed flush: the shard is being abandoned."""
+        with contextlib.suppress(OSError):
             self._file.close()
 
     def describe(self) -> dict[str, Any]:
@@ -277,7 +290,11 @@ def prepare_file(
                 for lo in range(0, len(chunk), block_size):
                     block = chunk[lo:lo + block_size]
                     first = where_from.entry_start + lo
-                    rep = representation(block, spec, threads=threads)
+                    try:
+                        rep = representation(block, spec, threads=threads)
+                    except InputError as err:  # it sees logical fields only: add the file, entries, branch
+                        raise InputError(f"{where}, entries {first}..{first + len(block) - 1}: "
+                                         f"{name_branches(str(err), mapping)}") from None
                     with np.errstate(over="ignore"):  # an overflow gives inf, named by the check below
                         rep |= {name: rep[name].astype(np.float16) for name in half if name in rep}
                     entries = np.arange(first, first + len(block), dtype=np.int64)
@@ -334,7 +351,7 @@ def prepare_file(
             if writer is not None:
                 writer.shutdown(wait=True, cancel_futures=True)
             for a in arrays.values():
-                a.close()
+                a.discard()
             arrays.clear()
             raise
         finally:
