@@ -221,9 +221,9 @@ def _explode(raw, colls, counts, jets, constituents, links, link_names, dr, trut
             jet_field, cand_field = link_names[source.collection]
             jet_idx = raw[f"{links}_{jet_field}"]
             cand_idx = raw[f"{links}_{cand_field}"]
-            check_indices(jet_idx, counts[jets], f"{links}_{jet_field}", f"{where}: collection {jets!r}", entry0)
-            check_indices(cand_idx, counts[source.collection], f"{links}_{cand_field}",
-                          f"{where}: collection {source.collection!r}", entry0)
+            check_indices(jet_idx, counts[jets], f"{links}_{jet_field}", jets, entry0, where=where)
+            check_indices(cand_idx, counts[source.collection], f"{links}_{cand_field}", source.collection,
+                          entry0, where=where)
             per_jet = attach_by_links(cands, jet_idx, cand_idx, event, index, counts[jets])
         else:
             per_jet = attach_by_dr(cands, eta, phi, event, dr)
@@ -232,10 +232,7 @@ def _explode(raw, colls, counts, jets, constituents, links, link_names, dr, trut
             out[f"{source.prefix}_{f}"] = per_jet[f]
     if truth is not None:
         gen = _zip(raw, truth.collection, colls[truth.collection])
-        try:
-            out["label"], out["truth_pdgid"] = truth_labels(gen, eta, phi, event, truth, entry0)
-        except InputError as err:
-            raise InputError(f"{where}: {err}") from None
+        out["label"], out["truth_pdgid"] = truth_labels(gen, eta, phi, event, truth, entry0, where)
     out["event_entry"] = event.astype(np.int64)
     out["jet_index"] = index.astype(np.int32)
     out["_event"] = event

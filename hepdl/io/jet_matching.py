@@ -92,16 +92,18 @@ def select_jets(jets: ak.Array, selection: JetSelection) -> tuple[np.ndarray, np
 
 
 def check_indices(idx: ak.Array, sizes: np.ndarray, what: str, target: str, entry0: int,
-                  allow_minus_one: bool = False) -> None:
-    """Raise naming the first entry where an index of ``idx`` (jagged) lies outside ``[0, size)``."""
+                  allow_minus_one: bool = False, where: str = "") -> None:
+    """Raise naming the file (``where``), the index branch, the collection it points into and the
+    first entry where an index of ``idx`` (jagged) lies outside ``[0, size)``."""
     low = -1 if allow_minus_one else 0
     bad = ak.to_numpy(ak.any((idx < low) | (idx >= sizes), axis=1))
     if bad.any():
         e = int(np.flatnonzero(bad)[0])
         values = ak.to_list(idx[e])
         raise InputError(
-            f"index link {what} out of range in entry {entry0 + e}: values {values} but {target} has "
-            f"{int(sizes[e])} objects there (an index must lie in [{low}, {int(sizes[e])}))"
+            f"{where + ': ' if where else ''}index link {what} out of range in entry {entry0 + e}: values "
+            f"{values} but collection {target!r} has {int(sizes[e])} objects there (an index must lie in "
+            f"[{low}, {int(sizes[e])}))"
         )
 
 
@@ -139,7 +141,7 @@ def attach_by_dr(cands: ak.Array, jet_eta: np.ndarray, jet_phi: np.ndarray, even
 
 def truth_labels(
     gen: ak.Array, jet_eta: np.ndarray, jet_phi: np.ndarray, event: np.ndarray, truth: TruthMatch,
-    entry0: int = 0,
+    entry0: int = 0, where: str = "",
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(label, truth_pdgid)`` per selected jet: 1 and the matched mother's |pdgId| where every
     hadronic decay product of a mother lies within ``truth.dr`` (the mother with the most products
@@ -148,7 +150,7 @@ def truth_labels(
         return _parton_labels(gen, jet_eta, jet_phi, event, truth)
     counts = ak.to_numpy(ak.num(gen[truth.pdg_field], axis=1))
     check_indices(gen[truth.mother_field], counts, f"{truth.collection}_{truth.mother_field}",
-                  truth.collection, entry0, allow_minus_one=True)
+                  truth.collection, entry0, allow_minus_one=True, where=where)
     offsets = np.concatenate([[0], np.cumsum(counts)])
     g_event = np.repeat(np.arange(len(counts)), counts)
     pdg = np.abs(ak.to_numpy(ak.flatten(gen[truth.pdg_field])).astype(np.int64))

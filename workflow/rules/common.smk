@@ -48,14 +48,29 @@ def sample_files(task, domain):
     """The ROOT files a task reads for one domain: the user's, or the generated chunks."""
     if config[task][domain]:
         return user_files(task, domain)
+    if events_mode(task):
+        return [f"{RESULTS}/events/jets_{domain}_{i}.root" for i in range(event_chunks(domain))]
     gen = config[task]["generate"]
     n = gen["chunks"] if domain == "sim" else gen["data_chunks"]
     return [f"{RESULTS}/samples/{task}_{domain}_{i}.root" for i in range(n)]
 
 
 def has_data(task):
-    """A data sample exists: generated, or the user's."""
+    """A data sample exists: generated, or the user's (event-level inputs: only with events.data)."""
+    if events_mode(task) and not config[task]["data"]:
+        return config["events"]["data"]
     return bool(config[task]["data"]) or not config[task]["sim"]
+
+
+def event_chunks(domain):
+    """Generated event-level files per domain (as many as jets.generate's per-jet files)."""
+    gen = config["jets"]["generate"]
+    return gen["chunks"] if domain == "sim" else gen["data_chunks"]
+
+
+def events_mode(task):
+    """The jets task reads jets exploded from generated event-level files (config/events.yaml)."""
+    return task == "jets" and config["events"]["enabled"] and not config[task]["sim"]
 
 
 def shards(task, domain):
