@@ -55,7 +55,10 @@ def scores_to_events(
     if scores.num_entries != jets.num_entries:
         raise InputError(f"{scores_path}, tree {scores_tree!r}: {scores.num_entries} entries but {jets_path} "
                          f"has {jets.num_entries} jets; the scores must be the jets file's friend")
-    names = list(branches) if branches else [k for k in scores.keys() if not k.startswith("n")]
+    keys = list(scores.keys())
+    # every branch but the counters of jagged ones (nX beside X_*)
+    names = list(branches) if branches else [
+        k for k in keys if not (k.startswith("n") and any(o.startswith(k[1:] + "_") for o in keys))]
     absent = [b for b in names if b not in scores.keys()]
     if absent or not names:
         raise InputError(f"{scores_path}, tree {scores_tree!r}: no score branch {absent[0] if absent else ''!r} "
