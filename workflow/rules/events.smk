@@ -75,6 +75,7 @@ rule score_event_jets:
         chunk=r"\d+",
     params:
         outdir=lambda w, output: os.path.dirname(output[0]),
+        device=config["device"],
     log:
         f"{RESULTS}/logs/score_event_jets_{{domain}}_{{chunk}}.log",
     threads: 1
@@ -82,7 +83,7 @@ rule score_event_jets:
         mem_mb=3000,
         runtime=30,
     shell:
-        "hepdl score {input.model:q} {input.jets:q} -o {params.outdir:q} --device cpu --threads {threads} > {log:q} 2>&1"
+        "hepdl score {input.model:q} {input.jets:q} -o {params.outdir:q} --device {params.device} --threads {threads} > {log:q} 2>&1"
 
 
 rule scores_to_events:
