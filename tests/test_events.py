@@ -83,6 +83,21 @@ def test_links_selection_and_truth_on_a_handwritten_pfnano_file(tmp_path):
     assert s.event_entry.tolist() == [0, 1] and s.jet_index.tolist() == [0, 0]
 
 
+def test_a_decay_product_outside_the_jet_means_no_match(tmp_path):
+    """The W's second quark moved out of jet 0 (and the top's b out of its jet): no jet is signal in
+    event 0, and event 1's jet is the W's (two quarks inside), not the top's."""
+    eta = [list(GEN["eta"][0]), list(GEN["eta"][1])]
+    eta[0][4] = 2.0
+    eta[1][3] = -1.5
+    src = write_pfnano(tmp_path / "nano.root", gen={**GEN, "eta": eta})
+    jets_from_events(src, tmp_path / "jets.root", tree="Events", truth=TruthMatch())
+    j = read_events(tmp_path / "jets.root", "events", ["label", "truth_pdgid"])
+    assert j.label.tolist() == [0, 0, 0, 1] and j.truth_pdgid.tolist() == [0, 0, 0, 24]
+    # only the partly contained W's jet selected: no (jet, mother) pair is complete in the chunk
+    jets_from_events(src, tmp_path / "one.root", tree="Events", truth=TruthMatch(), selection=JetSelection(eta_max=0.3))
+    assert read_events(tmp_path / "one.root", "events", ["label"]).label.tolist() == [0]
+
+
 def test_deltar_matching_gives_the_linked_constituents(tmp_path):
     """The links of the hand-written file are the candidates within 0.3 of each jet: DeltaR agrees."""
     src = write_pfnano(tmp_path / "nano.root")

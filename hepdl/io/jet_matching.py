@@ -205,6 +205,8 @@ def truth_labels(
     key_jet, key_mother = keys // len(pdg), keys % len(pdg)
     full = n_inside == n_products[key_mother]
     key_jet, key_mother = key_jet[full], key_mother[full]
+    if len(key_jet) == 0:
+        return label, pdgid
     # per jet, the contained mother with the most products (then the larger |pdgId|)
     rank = n_products[key_mother] * 1000 + pdg[key_mother]
     best = np.lexsort((rank, key_jet))
