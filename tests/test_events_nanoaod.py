@@ -100,3 +100,16 @@ def test_fatjet_variables_form_the_bdt_table(tmp_path):
     raw = uproot.open(NANO)["Events"].arrays([f"FatJet_{f[4:]}" for f in features])
     expected = np.stack([ak.to_numpy(ak.flatten(raw[f"FatJet_{f[4:]}"])) for f in features], axis=1)
     assert np.array_equal(table["train"]["x"], expected.astype(np.float32))
+
+
+RNTUPLE = NANO.parent / "cmsopendata2015_ttbar_19980_NANOAOD_RNTupleImporter_rntuple_v1-0-0-1.root"
+
+
+@pytest.mark.skipif(not RNTUPLE.exists(), reason=f"{RNTUPLE} is absent")
+def test_nanoaod_stored_as_rntuple(tmp_path):
+    """The same kind of content as an RNTuple (10 events): every Jet, matched to GenPart."""
+    counts = uproot.open(RNTUPLE)["Events"].arrays(["nJet"]).nJet
+    summary = jets_from_events(RNTUPLE, tmp_path / "j.root", jets="Jet", truth=TruthMatch())
+    assert summary["jets"] == ak.sum(counts) > 0
+    j = read_events(tmp_path / "j.root", "events", ["event_entry", "jet_index"])
+    assert np.bincount(np.asarray(j.event_entry), minlength=len(counts)).tolist() == counts.tolist()
