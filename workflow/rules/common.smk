@@ -13,6 +13,7 @@ from hepdl.train.objectives import objective_class
 
 RESULTS = config["results"]
 TASKS = config["tasks"]
+EVENTS = config["events"]
 SEED = config["seed"]
 DOMAINS = ("sim", "data")
 
@@ -66,6 +67,14 @@ def event_chunks(domain):
     """Generated event-level files per domain (as many as jets.generate's per-jet files)."""
     gen = config["jets"]["generate"]
     return gen["chunks"] if domain == "sim" else gen["data_chunks"]
+
+
+def event_score_files():
+    """The per-event score friends of config/events.yaml's path ([] unless events.enabled)."""
+    if "jets" not in TASKS or not events_mode("jets"):
+        return []
+    domains = ("sim", "data") if has_data("jets") else ("sim",)
+    return [f"{RESULTS}/events/scores/events_{d}_{i}.scores.root" for d in domains for i in range(event_chunks(d))]
 
 
 def events_mode(task):

@@ -1,15 +1,6 @@
 # Event-level inputs (config/events.yaml): whole generated events -> one entry per jet with a
 # GenPart truth label (hepdl jets-from-events) -> the jets task as usual -> the scores of
 # events.score_model back per event, a friend tree aligned with the FatJet collection.
-EVENTS = config["events"]
-
-
-def event_score_files():
-    """The per-event score friends the workflow ends with ([] unless events.enabled)."""
-    if not events_mode("jets") or "jets" not in TASKS:
-        return []
-    domains = ("sim", "data") if has_data("jets") else ("sim",)
-    return [f"{RESULTS}/events/scores/events_{d}_{i}.scores.root" for d in domains for i in range(event_chunks(d))]
 
 
 rule generate_events:
