@@ -33,10 +33,12 @@ include: "workflow/rules/prepare.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/autoencode.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/events.smk"
 
 
 rule all:
     input:
         f"{RESULTS}/summary.json",
         plot_files(),
+        event_score_files(),
     default_target: True

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from hepdl.errors import HepdlError
 
 # Order is the order of the pipeline; ``hepdl --help`` lists them so.
-STAGES = ("generate", "inspect", "prepare", "train", "features", "label_efficiency", "bdt", "evaluate", "summary", "score", "export")
+STAGES = ("generate", "inspect", "jets_from_events", "prepare", "train", "features", "label_efficiency", "bdt", "evaluate", "summary", "score", "scores_to_events", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,7 +18,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     jets.add_argument("--pt-min", type=float, default=250.0, help="jet pT window, GeV")
     jets.add_argument("--pt-max", type=float, default=350.0)
     jets.add_argument("--seed", type=int, required=True)
-    jets.add_argument("-o", "--output", required=True, help="ROOT file to write (tree 'events')")
+    jets.add_argument("--layout", choices=("jets", "events"), default="jets",
+                      help="jets: one entry per selected jet (tree 'events', the default); events: whole events, "
+                      "NanoAOD/PFNano-style (tree 'Events': FatJet, PFCands with FatJetPFCands index links, "
+                      "GenPart with mother indices); --n-signal/--n-background then count events")
+    jets.add_argument("-o", "--output", required=True, help="ROOT file to write (tree 'events', or 'Events')")
     jets.set_defaults(func=run_jets)
 
     nu = kinds.add_parser("neutrino", help="neutrino interactions in a segmented two-view detector")
@@ -42,6 +46,7 @@ def run_jets(args: argparse.Namespace) -> int:
         pt_min=args.pt_min,
         pt_max=args.pt_max,
         seed=args.seed,
+        layout=args.layout,
     )
     print(json.dumps(summary, indent=1))
     return 0

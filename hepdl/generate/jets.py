@@ -51,6 +51,8 @@ M_W, M_Z = 80.4, 91.19
 MATCH_DR = 0.6
 TRIM_R, TRIM_FCUT = 0.2, 0.05
 JETS_PER_EVENT = 2
+# Jets per event in the event-level layout (the leading ones above half the window's pT).
+EVENT_JETS = 4
 WRITE_CHUNK = 500
 # Uses of each generated minimum-bias event as pile-up (see overlay_pileup).
 PILEUP_REUSE = 4
@@ -319,7 +321,6 @@ class JetSource:
         None when no event of the batch came near the window (signal pre-selection).
         """
         t0 = time.perf_counter()
-        r = self.response
         events = next_events(self.pythia, n_events)
         n_generated = len(events)
         number = np.arange(n_generated)
@@ -341,33 +342,8 @@ class JetSource:
             self.stats.events += n_generated
             self.stats.seconds += time.perf_counter() - t0
             return None
-        hard = final_state(events, r.calo_eta_max)
-        pu = self.pileup_particles(n_events)
-        particles = {k: np.concatenate([hard[k], pu[k]]) if pu else hard[k] for k in hard}
-        particles["charge"] = self.charges(particles["id"])
-        particles["phi"] = np.arctan2(particles["py"], particles["px"])
-
-        visible = ~np.isin(np.abs(particles["id"]), INVISIBLE_IN_CALO)
-        t_event, t_eta, t_phi, t_e = calorimeter_towers(
-            particles["event"][visible],
-            particles["eta"][visible],
-            particles["phi"][visible],
-            particles["e"][visible],
-            n_events,
-            r,
-            self.rng,
-        )
+        particles, (t_event, t_eta, t_phi, t_e), trk = self.reconstruct(events)
         charged = particles["charge"] != 0
-        trk = reconstructed_tracks(
-            *(
-                particles[k][charged]
-                for k in ("event", "px", "py", "pz", "charge", "vx", "vy", "vz")
-            ),
-            r,
-            self.rng,
-        )
-        order = np.argsort(trk["event"], kind="stable")
-        trk = {k: v[order] for k, v in trk.items()}
 
         j = self.select(self.cluster(t_event, t_eta, t_phi, t_e, n_events), events)
         sel_event = j["event"]
@@ -417,7 +393,72 @@ class JetSource:
         self.stats.seconds += time.perf_counter() - t0
         return out
 
-    def cluster(self, t_event, t_eta, t_phi, t_e, n_events: int) -> ak.Array:
+    def reconstruct(self, events) -> tuple[dict, tuple, dict]:
+        """Pile-up overlay and detector for a batch of events: (particles, towers, tracks).
+
+        Towers are ``(event, eta, phi, e)`` and tracks a dict of arrays, both in event order.
+        """
+        r = self.response
+        n_events = len(events)
+        hard = final_state(events, r.calo_eta_max)
+        pu = self.pileup_particles(n_events)
+        particles = {k: np.concatenate([hard[k], pu[k]]) if pu else hard[k] for k in hard}
+        particles["charge"] = self.charges(particles["id"])
+        particles["phi"] = np.arctan2(particles["py"], particles["px"])
+
+        visible = ~np.isin(np.abs(particles["id"]), INVISIBLE_IN_CALO)
+        towers = calorimeter_towers(
+            particles["event"][visible],
+            particles["eta"][visible],
+            particles["phi"][visible],
+            particles["e"][visible],
+            n_events,
+            r,
+            self.rng,
+        )
+        charged = particles["charge"] != 0
+        trk = reconstructed_tracks(
+            *(
+                particles[k][charged]
+                for k in ("event", "px", "py", "pz", "charge", "vx", "vy", "vz")
+            ),
+            r,
+            self.rng,
+        )
+        order = np.argsort(trk["event"], kind="stable")
+        trk = {k: v[order] for k, v in trk.items()}
+        return particles, towers, trk
+
+    def event_record(self, n_events: int) -> dict | None:
+        """Generate ``n_events`` events and return them whole, NanoAOD/PFNano-style (see
+        :mod:`hepdl.generate.event_layout`): every jet, candidates with index links, GenPart.
+
+        Signal events whose W/top is far outside the pT window are skipped, as for jets.
+        """
+        from hepdl.generate.event_layout import event_arrays
+
+        t0 = time.perf_counter()
+        events = next_events(self.pythia, n_events)
+        n_generated = len(events)
+        if self.label == 1:
+            t = truth_targets(events, self.process)
+            tpt = np.hypot(t.pt_x, t.pt_y)
+            near = (tpt > 0.7 * self.pt_min) & (tpt < 1.3 * self.pt_max) & (np.abs(t.eta) < self.eta_max + 0.5)
+            events = events[np.flatnonzero(ak.to_numpy(ak.any(near, axis=1)))]
+        self.n_events += n_generated
+        self.stats.events += n_generated
+        if len(events) == 0:
+            self.stats.seconds += time.perf_counter() - t0
+            return None
+        _, towers, trk = self.reconstruct(events)
+        jets = self.cluster(*towers, len(events), n_keep=EVENT_JETS)
+        out = event_arrays(events, jets, towers, trk, self.jet_r)
+        out["process"] = np.full(len(events), self.label, dtype=np.int32)
+        self.stats.jets += len(events)  # counts events here: the unit of the event-level layout
+        self.stats.seconds += time.perf_counter() - t0
+        return out
+
+    def cluster(self, t_event, t_eta, t_phi, t_e, n_events: int, n_keep: int = JETS_PER_EVENT) -> ak.Array:
         """Anti-kT on the towers (massless), then trimming; all events of the batch in one FastJet call.
 
         Returns the leading ``JETS_PER_EVENT`` jets of every event as a flat record array
@@ -446,7 +487,7 @@ class JetSource:
             )
             jets = seq.inclusive_jets(0.5 * self.pt_min)
             constituents = seq.constituents(0.5 * self.pt_min)
-        order = ak.argsort(np.hypot(jets.px, jets.py), axis=1, ascending=False)[:, :JETS_PER_EVENT]
+        order = ak.argsort(np.hypot(jets.px, jets.py), axis=1, ascending=False)[:, :n_keep]
         jets, constituents = jets[order], constituents[order]
         n_jets = ak.to_numpy(ak.num(jets))
         jets = ak.flatten(jets)
@@ -517,8 +558,14 @@ def generate_jets(
     eta_max: float = 2.0,
     jet_r: float = 1.0,
     progress: bool = True,
+    layout: Literal["jets", "events"] = "jets",
 ) -> dict:
     """Write a jet sample (tree ``events``, one entry per jet) and return a JSON-able summary.
+
+    ``layout="events"`` writes whole events instead (tree ``Events``, NanoAOD/PFNano-style
+    collections, :mod:`hepdl.generate.event_layout`): ``n_signal`` and ``n_background`` count
+    events, every event's jets are kept (no window or truth selection: that is the job of
+    ``hepdl jets-from-events``), and a flat ``process`` branch says which sample it came from.
 
     Signal and background jets are generated in alternating batches and written in
     chunks of about 500 jets, so memory does not grow with the sample size; the file
@@ -536,6 +583,8 @@ def generate_jets(
         raise ConfigError(
             f"generate_jets: need n_signal, n_background >= 0 and some jets, got {n_signal}, {n_background}"
         )
+    if layout not in ("jets", "events"):
+        raise ConfigError(f"generate_jets: layout must be 'jets' or 'events', not {layout!r}")
     if not 0 < pt_min < pt_max:
         raise ConfigError(f"generate_jets: need 0 < pt_min < pt_max, got {pt_min}, {pt_max}")
     if not 0 < jet_r <= 1.5 or not 0 < eta_max <= 2.5:
@@ -555,6 +604,8 @@ def generate_jets(
         (JetSource(signal, variant, seed, **kw), n_signal),
         (JetSource("qcd", variant, seed, **kw), n_background),
     ]
+    if layout == "events":
+        return _generate_event_layout(output, sources, variant, seed, progress, t_start)
     remaining = [n for _, n in sources]
     # Jets per event seen so far, to size the next batch; starts from a typical value.
     yield_guess = [0.4, 0.8]
@@ -643,4 +694,45 @@ def generate_jets(
             "calo_noise_gev": f"sim {SIM.calo_noise} vs data {DATA.calo_noise}",
             "track_efficiency": f"sim {SIM.track_efficiency} vs data {DATA.track_efficiency}",
         },
+    }
+
+
+def _generate_event_layout(output, sources, variant: str, seed: int, progress: bool, t_start: float) -> dict:
+    """Whole events of both processes, in alternating batches, written chunk by chunk."""
+    from tqdm import tqdm
+
+    remaining = [n for _, n in sources]
+    with (
+        TreeWriter(output, "Events") as out,
+        tqdm(total=sum(remaining), desc=f"events ({variant})", unit="event", file=sys.stderr,
+             disable=not progress) as bar,
+    ):
+        while any(remaining):
+            for i, (source, _) in enumerate(sources):
+                if remaining[i] == 0:
+                    continue
+                batch = source.event_record(int(np.clip(remaining[i], 10, 100)))
+                if source.n_events > 2000 + 200 * source.stats.jets:
+                    raise HepdlError(f"generate_jets: {source.process} events are not being accepted "
+                                     f"({source.stats.jets} in {source.n_events}); check the pT window")
+                if batch is None:
+                    continue
+                n = min(remaining[i], len(batch["process"]))
+                source.stats.jets -= len(batch["process"]) - n
+                out.extend({k: v[:n] for k, v in batch.items()})
+                remaining[i] -= n
+                bar.update(n)
+    seconds = time.perf_counter() - t_start
+    sig, bkg = sources[0][0], sources[1][0]
+    return {
+        "output": os.fspath(output),
+        "tree": "Events",
+        "layout": "events",
+        "variant": variant,
+        "n_signal_events": sig.stats.jets,
+        "n_background_events": bkg.stats.jets,
+        "events_generated": {"signal": sig.n_events, "background": bkg.n_events},
+        "seconds": seconds,
+        "settings": {"seed": seed, "pt_min": sig.pt_min, "pt_max": sig.pt_max, "eta_max": sig.eta_max,
+                     "jet_r": sig.jet_r, "jets_per_event": EVENT_JETS},
     }

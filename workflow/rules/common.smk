@@ -13,6 +13,7 @@ from hepdl.train.objectives import objective_class
 
 RESULTS = config["results"]
 TASKS = config["tasks"]
+EVENTS = config["events"]
 SEED = config["seed"]
 DOMAINS = ("sim", "data")
 
@@ -48,14 +49,37 @@ def sample_files(task, domain):
     """The ROOT files a task reads for one domain: the user's, or the generated chunks."""
     if config[task][domain]:
         return user_files(task, domain)
+    if events_mode(task):
+        return [f"{RESULTS}/events/jets_{domain}_{i}.root" for i in range(event_chunks(domain))]
     gen = config[task]["generate"]
     n = gen["chunks"] if domain == "sim" else gen["data_chunks"]
     return [f"{RESULTS}/samples/{task}_{domain}_{i}.root" for i in range(n)]
 
 
 def has_data(task):
-    """A data sample exists: generated, or the user's."""
+    """A data sample exists: generated, or the user's (event-level inputs: only with events.data)."""
+    if events_mode(task) and not config[task]["data"]:
+        return config["events"]["data"]
     return bool(config[task]["data"]) or not config[task]["sim"]
+
+
+def event_chunks(domain):
+    """Generated event-level files per domain (as many as jets.generate's per-jet files)."""
+    gen = config["jets"]["generate"]
+    return gen["chunks"] if domain == "sim" else gen["data_chunks"]
+
+
+def event_score_files():
+    """The per-event score friends of config/events.yaml's path ([] unless events.enabled)."""
+    if "jets" not in TASKS or not events_mode("jets"):
+        return []
+    domains = ("sim", "data") if has_data("jets") else ("sim",)
+    return [f"{RESULTS}/events/scores/events_{d}_{i}.scores.root" for d in domains for i in range(event_chunks(d))]
+
+
+def events_mode(task):
+    """The jets task reads jets exploded from generated event-level files (config/events.yaml)."""
+    return task == "jets" and config["events"]["enabled"] and not config[task]["sim"]
 
 
 def shards(task, domain):
