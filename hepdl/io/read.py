@@ -25,6 +25,7 @@ import numpy as np
 import uproot
 
 from hepdl.errors import InputError
+from hepdl.io.layouts import is_layout_file, open_layout
 
 FieldSpec = Mapping[str, str] | Sequence[str] | str
 NonFinitePolicy = Literal["error", "drop", "keep"]
@@ -105,7 +106,12 @@ def open_root_file(path: str):
 
 
 def open_tree(path: str, tree: str):
-    """Open ``tree`` (a TTree or RNTuple) in ``path``, or raise one clear :class:`InputError`."""
+    """Open ``tree`` (a TTree or RNTuple) in ``path``, or raise one clear :class:`InputError`.
+
+    An HDF5 or Parquet jet table (by suffix) opens as a :class:`hepdl.io.layouts.JetTable`.
+    """
+    if is_layout_file(path):
+        return open_layout(path, tree)
     file, classes = open_root_file(path)
     trees = sorted({k.split(";")[0] for k, c in classes.items() if c in _TREE_CLASSES})
     if tree not in trees:
