@@ -51,7 +51,7 @@ class ParquetJets(JetTable):
         except Exception as err:  # pyarrow raises ArrowInvalid, OSError, ... on bad bytes
             raise InputError(f"{path}: not a readable Parquet file ({' '.join(str(err).split())})") from None
         schema = self._file.schema_arrow
-        self._lists = {f.name for f in schema if pa.types.is_list(f.type) or pa.types.is_large_list(f.type)}
+        self._lists = {f.name for f in schema if pa.types.is_nested(f.type)}
         self._columns = list(schema.names)
         for name in self._columns:
             nested = name in self._lists
@@ -70,9 +70,10 @@ class ParquetJets(JetTable):
         """Computed branch -> the file's columns it is computed from."""
         have = set(self._columns)
         out: dict[str, tuple[str, ...]] = {}
-        if set(_MOMENTUM) <= have:
+        # listed where any of their columns is there, so that a missing one is named when asked for
+        if set(_MOMENTUM) & have:
             out |= {b: _MOMENTUM for b in ("part_pt", "part_eta", "part_phi") if b not in have}
-        if set(_JET_P4) <= have and "jet_mass" not in have:
+        if set(_JET_P4) & have and "jet_mass" not in have:
             out["jet_mass"] = _JET_P4
         if "part_charge" in have:
             parts = [c for c in self._columns if c.startswith("part_")] + [b for b in out if b.startswith("part_")]
@@ -97,6 +98,10 @@ class ParquetJets(JetTable):
             if b in self._columns:
                 columns.append(b)
             elif b in self._derived:
+                absent = [c for c in self._derived[b] if c not in self._columns]
+                if absent:
+                    raise InputError(f"{self.where}: no column {absent[0]!r} (branch {b!r} is computed from "
+                                     f"{', '.join(self._derived[b])})")
                 columns.extend(self._derived[b])
             else:
                 raise InputError(f"{self.where}: no column {b!r}")
