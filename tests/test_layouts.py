@@ -289,3 +289,17 @@ def test_the_cli_prints_one_line_naming_file_and_column(tmp_path):
     assert proc.stderr.strip().splitlines() == [
         f"hepdl prepare: error: {tmp_path / 'nan.h5'}, table 'table': column 'E_0' has NaN or infinite values "
         "(first: entry 11)"]
+
+
+def test_inspect_lists_the_tables_and_the_computed_branches(tmp_path):
+    momenta, label = toy_four_momenta(20)
+    write_pandas_table(tmp_path / "top.h5", top_tagging_frame(momenta, label))
+    write_plain_h5(tmp_path / "plain.h5", momenta, label, group="jets")
+    write_jetclass(tmp_path / "jc.parquet", jetclass_arrays(20))
+    text = hepdl.describe_file(tmp_path / "top.h5")
+    assert "HDF5 table 'table': 20 entries" in text and "_i_table" not in text  # not PyTables' index group
+    assert "is_signal_new" in text and "part_eta" in text and "E_0" not in text
+    assert "HDF5 table 'jets': 20 entries" in hepdl.describe_file(tmp_path / "plain.h5")
+    text = hepdl.describe_file(tmp_path / "jc.parquet", filter_name="charged_d0")
+    assert "Parquet table" in text and "charged_d0val  computed (part_d0val, part_charge)" in text
+    assert "part_px" not in text

@@ -49,6 +49,16 @@ _Address = tuple[str, int | None]
 
 def open_hdf5_jets(path: str, tree: str) -> TopTaggingJets:
     """Open the jet table in group ``tree`` of the HDF5 file ``path`` (see the module's docstring)."""
+    return TopTaggingJets(path, _open(path), tree)
+
+
+def hdf5_table_names(path: str) -> list[str]:
+    """The groups of the HDF5 file ``path`` that hold a jet table (see :func:`hdf5_tables`)."""
+    with _open(path) as file:
+        return hdf5_tables(file)
+
+
+def _open(path: str):
     try:
         import h5py
     except ImportError:
@@ -57,7 +67,7 @@ def open_hdf5_jets(path: str, tree: str) -> TopTaggingJets:
         file = h5py.File(path, "r")
     except OSError as err:
         raise InputError(f"{path}: not a readable HDF5 file ({' '.join(str(err).split())})") from None
-    return TopTaggingJets(path, file, tree)
+    return file
 
 
 class TopTaggingJets(JetTable):
@@ -70,9 +80,9 @@ class TopTaggingJets(JetTable):
         name = tree.strip("/")
         self.where = f"{path}, table {tree!r}"
         if name and (name not in file or not hasattr(file[name], "keys")):
-            groups = _groups(file)
-            raise InputError(f"{path}: no group {tree!r}; groups holding datasets: {', '.join(groups) or 'none'}"
-                             " (give '/' for datasets at the top level)")
+            tables = hdf5_tables(file)
+            raise InputError(f"{path}: no group {tree!r}; tables in the file: {', '.join(tables) or 'none'}"
+                             " ('/' for datasets at the top level)")
         self._group = group = file[name] if name else file
         kind = _attr(group, "pandas_type")
         if kind == "frame_table":
@@ -90,6 +100,15 @@ class TopTaggingJets(JetTable):
 
     def keys(self) -> list[str]:
         return list(self._keys)
+
+    def describe(self) -> list[str]:
+        """One line per branch for ``hepdl inspect``: its dtype, or what it is computed from."""
+        lines = [f"{c}  {_dtype(self._group, a)}" for c, a in self._scalars.items()]
+        if self._families:
+            n = len(self._families["E"])
+            lines += [f"{b}  computed from E_i, PX_i, PY_i, PZ_i (i < {n}), zero-energy padding dropped"
+                      for b in CONSTITUENT_BRANCHES + JET_BRANCHES if b not in self._scalars]
+        return lines
 
     def read(self, branches: Sequence[str], start: int, stop: int) -> dict[str, np.ndarray | ak.Array]:
         sources: dict[str, np.ndarray] = {}
@@ -116,10 +135,22 @@ class TopTaggingJets(JetTable):
         return data if index is None else data.reshape(len(data), -1)[:, index]
 
 
-def _groups(file) -> list[str]:
-    out = []
-    file.visititems(lambda name, obj: out.append(name) if hasattr(obj, "keys") else None)
-    return (["/"] if any(not hasattr(file[k], "keys") for k in file) else []) + out
+def hdf5_tables(file) -> list[str]:
+    """The groups of an open HDF5 file that hold a jet table: pandas keys, and groups with datasets of their own."""
+    out = ["/"] if any(_is_column(obj) for obj in file.values()) else []
+
+    def visit(name: str, obj) -> None:
+        if not hasattr(obj, "keys") or any(name.startswith(t + "/") for t in out):
+            return  # a dataset, or inside a table already found (PyTables' index groups)
+        if _attr(obj, "pandas_type") or any(_is_column(child) for child in obj.values()):
+            out.append(name)
+
+    file.visititems(visit)
+    return out
+
+
+def _is_column(obj) -> bool:
+    return not hasattr(obj, "keys") and obj.dtype.names is None
 
 
 def _attr(obj, name: str) -> str | None:
@@ -134,13 +165,16 @@ def _read_rows(group, source: str, start: int, stop: int) -> np.ndarray:
     return group[source][start:stop]
 
 
-def _itemsize(group, address: _Address) -> int:
+def _dtype(group, address: _Address) -> np.dtype:
     source, _ = address
     if "/" in source:
         dataset, field = source.split("/", 1)
-        dtype = group[dataset].dtype[field]
-        return dtype.base.itemsize
-    return group[source].dtype.itemsize
+        return group[dataset].dtype[field].base
+    return group[source].dtype
+
+
+def _itemsize(group, address: _Address) -> int:
+    return _dtype(group, address).itemsize
 
 
 def _pickled_names(raw: bytes, where: str, attribute: str) -> list[str]:

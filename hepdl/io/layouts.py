@@ -47,6 +47,25 @@ def open_layout(path: str, tree: str) -> JetTable:
     return ParquetJets(path)
 
 
+def describe_layout(path: str, filter_name: str | None = None) -> str:
+    """``hepdl inspect``'s listing of an HDF5 or Parquet file: its jet tables, entries and branches."""
+    lines = [path]
+    if path.lower().endswith(HDF5_SUFFIXES):
+        from hepdl.io.hdf5_layouts import hdf5_table_names, open_hdf5_jets
+
+        tables = [(f"HDF5 table {n!r}", open_hdf5_jets(path, n)) for n in hdf5_table_names(path)]
+        if not tables:
+            lines.append("  no jet table in this file (a group of datasets, or a pandas key)")
+    else:
+        tables = [("Parquet table (no tree name needed)", open_layout(path, ""))]
+    for title, table in tables:
+        branches = [line for line in table.describe() if not filter_name or filter_name in line.split()[0]]
+        lines.append(f"  {title}: {table.num_entries} entries, {len(table.keys())} branches")
+        width = max((len(b.split("  ")[0]) for b in branches), default=0)
+        lines += [f"    {b.split('  ', 1)[0]:<{width}}  {b.split('  ', 1)[1]}" for b in branches]
+    return "\n".join(lines)
+
+
 class JetTable:
     """A table of jets with an uproot-tree-like reading interface (see the module's docstring).
 
@@ -61,6 +80,10 @@ class JetTable:
     bytes_per_entry: float
 
     def keys(self) -> list[str]:
+        raise NotImplementedError
+
+    def describe(self) -> list[str]:
+        """``"branch  what it is"`` per branch, for ``hepdl inspect``."""
         raise NotImplementedError
 
     def read(self, branches: Sequence[str], start: int, stop: int) -> dict[str, np.ndarray | ak.Array]:

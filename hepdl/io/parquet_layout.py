@@ -78,7 +78,7 @@ class ParquetJets(JetTable):
         if "part_charge" in have:
             parts = [c for c in self._columns if c.startswith("part_")] + [b for b in out if b.startswith("part_")]
             for p in parts:
-                out[f"charged_{p[len('part_'):]}"] = (*out.get(p, (p,)), "part_charge")
+                out[f"charged_{p[len('part_'):]}"] = tuple(dict.fromkeys((*out.get(p, (p,)), "part_charge")))
         classes = [c for c in self._columns if c.startswith("label_")]
         for s in classes:
             for b in classes:
@@ -88,6 +88,15 @@ class ParquetJets(JetTable):
 
     def keys(self) -> list[str]:
         return self._columns + [b for b in self._derived if b not in self._columns]
+
+    def describe(self) -> list[str]:
+        """One line per branch for ``hepdl inspect``: its Arrow type, or what it is computed from."""
+        schema = self._file.schema_arrow
+        lines = [f"{c}  {schema.field(c).type}" for c in self._columns]
+        for b, sources in self._derived.items():
+            what = "1 for the first class, 0 for the second" if b.startswith("label_") else ", ".join(sources)
+            lines.append(f"{b}  computed ({what})")
+        return lines
 
     def iterate(self, branches: Sequence[str], *, step_size: int | str = "50 MB",
                 library: str = "ak") -> Iterator[ak.Array]:
