@@ -303,3 +303,19 @@ def test_inspect_lists_the_tables_and_the_computed_branches(tmp_path):
     text = hepdl.describe_file(tmp_path / "jc.parquet", filter_name="charged_d0")
     assert "Parquet table" in text and "charged_d0val  computed (part_d0val, part_charge)" in text
     assert "part_px" not in text
+
+
+def test_readme_configs_are_the_tested_mappings():
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    from hepdl.config import validate_config
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("### The community's jet datasets: HDF5 and Parquet\n", 1)[1].split("\n### ", 1)[0]
+    top, jetclass = (yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", section, flags=re.S))
+    assert top["jets"]["fields"] == TOP_FIELDS and jetclass["jets"]["fields"] == JETCLASS_FIELDS
+    for config in (top, jetclass):
+        validate_config(config, source="README")

@@ -33,7 +33,7 @@ import awkward as ak
 import numpy as np
 
 from hepdl.errors import InputError
-from hepdl.io.layouts import (
+from hepdl.io.jet_table import (
     CONSTITUENT_BRANCHES,
     JET_BRANCHES,
     JetTable,

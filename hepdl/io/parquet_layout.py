@@ -29,7 +29,7 @@ import awkward as ak
 import numpy as np
 
 from hepdl.errors import InputError
-from hepdl.io.layouts import JetTable, step_rows
+from hepdl.io.jet_table import JetTable, step_rows
 
 _MOMENTUM = ("part_px", "part_py", "part_pz")
 _JET_P4 = ("jet_pt", "jet_eta", "jet_phi", "jet_energy")
