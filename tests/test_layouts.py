@@ -147,6 +147,17 @@ def test_top_tagging_layouts_give_the_constituents_and_the_jet(tmp_path, layout)
     assert ak.all(ak.flatten(whole.eta) == ak.flatten(events.eta))
 
 
+@pytest.mark.parametrize("complib", ["zlib", "blosc"])
+def test_compressed_pandas_tables(tmp_path, complib):
+    """PyTables' own compressors (blosc is not among h5py's filters: hdf5plugin brings it)."""
+    momenta, label = toy_four_momenta(50)
+    top_tagging_frame(momenta, label).to_hdf(tmp_path / "top.h5", key="table", format="table", mode="w",
+                                             complib=complib, complevel=5)
+    events = read_events(str(tmp_path / "top.h5"), "table", ["part_energy", "is_signal_new"], step_size=20)
+    assert ak.flatten(events.part_energy).tolist() == momenta["E"][momenta["E"] > 0].tolist()
+    assert events.is_signal_new.tolist() == list(label)
+
+
 def test_pandas_table_column_names_match_pandas(tmp_path):
     """The names decoded from the table's attributes are pandas' own, in its order."""
     momenta, label = toy_four_momenta(30)

@@ -64,6 +64,11 @@ def _open(path: str):
     except ImportError:
         raise InputError(f"{path}: reading HDF5 needs h5py (pip install 'hepdl[layouts]')") from None
     try:
+        # registers the compression filters PyTables writes (blosc, blosc2, ...) and h5py lacks
+        import hdf5plugin  # noqa: F401
+    except ImportError:
+        pass  # uncompressed and zlib files still read
+    try:
         file = h5py.File(path, "r")
     except OSError as err:
         raise InputError(f"{path}: not a readable HDF5 file ({' '.join(str(err).split())})") from None
@@ -96,7 +101,8 @@ class TopTaggingJets(JetTable):
         self._scalars = {c: a for c, a in self._columns.items() if c not in family_columns}
         derived = CONSTITUENT_BRANCHES + JET_BRANCHES if self._families else ()
         self._keys = branch_listing(self._scalars, derived)
-        self.bytes_per_entry = float(sum(_itemsize(group, a) for a in self._columns.values()))
+        widths = {source: _dtype(group, (source, None)).itemsize for source in {s for s, _ in self._columns.values()}}
+        self.bytes_per_entry = float(sum(widths[s] for s, _ in self._columns.values()))
 
     def keys(self) -> list[str]:
         return list(self._keys)
@@ -121,16 +127,36 @@ class TopTaggingJets(JetTable):
         if wanted:
             momenta = {}
             for prefix, names in self._families.items():
-                momenta[prefix] = np.stack([self._column(c, start, stop, sources) for c in names], axis=1)
+                momenta[prefix] = self._matrix(names, start, stop, sources)
                 check_finite(self.where, prefix, momenta[prefix], start, columns=names)
-            computed = constituents_from_four_momenta(momenta["PX"], momenta["PY"], momenta["PZ"], momenta["E"])
+            computed = constituents_from_four_momenta(momenta["PX"], momenta["PY"], momenta["PZ"], momenta["E"],
+                                                      wanted)
             out |= {b: computed[b] for b in wanted}
         return out
+
+    def _matrix(self, names: Sequence[str], start: int, stop: int, sources: dict[str, np.ndarray]) -> np.ndarray:
+        """The columns ``names`` as one (rows, columns) array: one gather where they share a dataset or block."""
+        where = [self._columns[n] for n in names]
+        if len({s for s, _ in where}) == 1 and where[0][1] is not None:
+            self._column(names[0], start, stop, sources)  # reads the block once
+            data = sources[where[0][0]]
+            index = np.array([i for _, i in where])
+            step = index[1] - index[0] if len(index) > 1 else 1
+            if step > 0 and (np.diff(index) == step).all():  # pandas interleaves E_i, PX_i, ...: one strided copy
+                return np.ascontiguousarray(data.reshape(len(data), -1)[:, index[0]:index[-1] + 1:step])
+            return data.reshape(len(data), -1)[:, index]
+        return np.stack([self._column(c, start, stop, sources) for c in names], axis=1)
 
     def _column(self, name: str, start: int, stop: int, sources: dict[str, np.ndarray]) -> np.ndarray:
         source, index = self._columns[name]
         if source not in sources:  # each dataset or compound field read once per chunk
-            sources[source] = _read_rows(self._group, source, start, stop)
+            if "/" in source:  # a field of pandas' compound dataset: its rows read whole, once
+                dataset, field = source.split("/", 1)
+                if dataset not in sources:
+                    sources[dataset] = self._group[dataset][start:stop]
+                sources[source] = sources[dataset][field]
+            else:
+                sources[source] = self._group[source][start:stop]
         data = sources[source]
         return data if index is None else data.reshape(len(data), -1)[:, index]
 
@@ -158,23 +184,12 @@ def _attr(obj, name: str) -> str | None:
     return value.decode() if isinstance(value, bytes) else None if value is None else str(value)
 
 
-def _read_rows(group, source: str, start: int, stop: int) -> np.ndarray:
-    if "/" in source:  # a field of the compound dataset "table" of a pandas table
-        dataset, field = source.split("/", 1)
-        return group[dataset].fields(field)[start:stop]
-    return group[source][start:stop]
-
-
 def _dtype(group, address: _Address) -> np.dtype:
     source, _ = address
     if "/" in source:
         dataset, field = source.split("/", 1)
         return group[dataset].dtype[field].base
     return group[source].dtype
-
-
-def _itemsize(group, address: _Address) -> int:
-    return _dtype(group, address).itemsize
 
 
 def _pickled_names(raw: bytes, where: str, attribute: str) -> list[str]:

@@ -4,7 +4,7 @@ chunk sizes, the check of non-finite values by column, constituents from four-mo
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 
 import awkward as ak
 import numpy as np
@@ -91,26 +91,33 @@ def check_finite(where: str, name: str, values: np.ndarray, start: int, columns:
     raise InputError(f"{where}: column {name!r} has NaN or infinite values (first: entry {start + row})")
 
 
-def constituents_from_four_momenta(px: np.ndarray, py: np.ndarray, pz: np.ndarray,
-                                   energy: np.ndarray) -> dict[str, ak.Array | np.ndarray]:
+def constituents_from_four_momenta(px: np.ndarray, py: np.ndarray, pz: np.ndarray, energy: np.ndarray,
+                                   wanted: Collection[str] | None = None) -> dict[str, ak.Array | np.ndarray]:
     """Constituents and jet kinematics from zero-padded ``(jets, slots)`` four-momentum arrays.
 
     A slot with zero energy is padding and is dropped (wherever it stands); the jet is the
-    four-momentum sum of the rest. Returns :data:`CONSTITUENT_BRANCHES` (jagged) and
-    :data:`JET_BRANCHES` (one value per jet); the jet mass is signed as ROOT's ``M()`` (a
-    negative mass squared from rounding gives ``-sqrt(-m2)``, not NaN).
+    four-momentum sum of the rest. Returns those of :data:`CONSTITUENT_BRANCHES` (jagged) and
+    :data:`JET_BRANCHES` (one value per jet) in ``wanted`` (None: all); the jet mass is signed
+    as ROOT's ``M()`` (a negative mass squared from rounding gives ``-sqrt(-m2)``, not NaN).
     """
     import vector
 
+    wanted = set(CONSTITUENT_BRANCHES + JET_BRANCHES if wanted is None else wanted)
     real = energy != 0
     counts = real.sum(axis=1)
-    flat = vector.array({"px": px[real], "py": py[real], "pz": pz[real], "E": energy[real]})
-    jet = vector.array({"px": px.sum(axis=1), "py": py.sum(axis=1), "pz": pz.sum(axis=1), "E": energy.sum(axis=1)})
-    constituents = {"part_px": flat.px, "part_py": flat.py, "part_pz": flat.pz, "part_energy": flat.E,
-                    "part_pt": flat.pt, "part_eta": flat.eta, "part_phi": flat.phi}
-    out: dict[str, ak.Array | np.ndarray] = {k: ak.unflatten(np.asarray(v), counts) for k, v in constituents.items()}
-    out |= {"jet_pt": jet.pt, "jet_eta": jet.eta, "jet_phi": jet.phi, "jet_mass": jet.mass, "jet_energy": jet.E,
-            "jet_nparticles": counts.astype(np.int32)}
+    out: dict[str, ak.Array | np.ndarray] = {}
+    if wanted & set(CONSTITUENT_BRANCHES):
+        flat = vector.array({"px": px[real], "py": py[real], "pz": pz[real], "E": energy[real]})
+        names = {"part_px": "px", "part_py": "py", "part_pz": "pz", "part_energy": "E", "part_pt": "pt",
+                 "part_eta": "eta", "part_phi": "phi"}
+        out |= {b: ak.unflatten(np.asarray(getattr(flat, names[b])), counts) for b in CONSTITUENT_BRANCHES
+                if b in wanted}
+    if wanted & set(JET_BRANCHES):
+        jet = vector.array({"px": px.sum(axis=1), "py": py.sum(axis=1), "pz": pz.sum(axis=1), "E": energy.sum(axis=1)})
+        names = {"jet_pt": "pt", "jet_eta": "eta", "jet_phi": "phi", "jet_mass": "mass", "jet_energy": "E"}
+        out |= {b: np.asarray(getattr(jet, names[b])) for b in names if b in wanted}
+        if "jet_nparticles" in wanted:
+            out["jet_nparticles"] = counts.astype(np.int32)
     return out
 
 
