@@ -47,7 +47,8 @@ class ParquetJets(JetTable):
 
         self.path, self.where = path, path
         try:
-            self._file = pq.ParquetFile(path)
+            # pre_buffer (pyarrow's default) keeps every row group read so far: memory grows with the file
+            self._file = pq.ParquetFile(path, pre_buffer=False)
         except Exception as err:  # pyarrow raises ArrowInvalid, OSError, ... on bad bytes
             raise InputError(f"{path}: not a readable Parquet file ({' '.join(str(err).split())})") from None
         schema = self._file.schema_arrow
