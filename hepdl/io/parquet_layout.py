@@ -33,6 +33,7 @@ from hepdl.io.jet_table import JetTable, step_rows
 
 _MOMENTUM = ("part_px", "part_py", "part_pz")
 _JET_P4 = ("jet_pt", "jet_eta", "jet_phi", "jet_energy")
+_CHARGED = "\0charged"  # a chunk's cached charged-constituent mask (no column has this name)
 
 
 class ParquetJets(JetTable):
@@ -120,8 +121,7 @@ class ParquetJets(JetTable):
         start = 0
         for batch in self._file.iter_batches(batch_size=rows, columns=columns, use_threads=False):
             raw = {c: self._checked(c, ak.from_arrow(batch.column(c)), start) for c in columns}
-            yield ak.zip({b: raw[b] if b in raw else self._compute(b, raw, start) for b in branches},
-                         depth_limit=1)
+            yield ak.zip({b: self._compute(b, raw, start) for b in branches}, depth_limit=1)
             start += batch.num_rows
 
     def _checked(self, name: str, values: ak.Array, start: int) -> ak.Array:
@@ -133,7 +133,10 @@ class ParquetJets(JetTable):
         return ak.drop_none(values)
 
     @staticmethod
-    def _null_rows(values: ak.Array) -> np.ndarray:
+    def _null_rows(values: ak.Array) -> np.ndarray | None:
+        layout = values.layout
+        if not layout.is_option and not (values.ndim > 1 and layout.content.is_option):
+            return None  # the common case (awkward and pyarrow write non-nullable columns): nothing to scan
         bad = ak.to_numpy(ak.is_none(values, axis=0))
         if values.ndim > 1:
             bad = bad | ak.to_numpy(ak.fill_none(ak.any(ak.is_none(values, axis=1), axis=1), True))
@@ -147,33 +150,46 @@ class ParquetJets(JetTable):
         bad = ~np.isfinite(ak.drop_none(values))
         return ak.to_numpy(ak.fill_none(ak.any(bad, axis=1), False) if values.ndim > 1 else ak.fill_none(bad, False))
 
-    def _same_lengths(self, raw: dict[str, ak.Array], names: Sequence[str], start: int) -> None:
-        counts = ak.to_numpy(ak.num(raw[names[0]], axis=1))
-        for other in names[1:]:
-            bad = np.flatnonzero(ak.to_numpy(ak.num(raw[other], axis=1)) != counts)
+    def _same_lengths(self, raw: dict[str, ak.Array], keys: Sequence[str], start: int,
+                      names: Sequence[str] | None = None) -> None:
+        names = names or keys
+        counts = ak.to_numpy(ak.num(raw[keys[0]], axis=1))
+        for key, other in zip(keys[1:], names[1:], strict=True):
+            bad = np.flatnonzero(ak.to_numpy(ak.num(raw[key], axis=1)) != counts)
             if bad.size:
                 raise InputError(f"{self.where}: columns {names[0]!r} and {other!r} have different numbers of "
                                  f"constituents (first: entry {start + bad[0]})")
 
     def _compute(self, branch: str, raw: dict[str, ak.Array], start: int) -> ak.Array | np.ndarray:
+        """A computed branch of the chunk ``raw`` (the file's columns), kept in ``raw`` for the others."""
         import vector
 
+        if branch in raw:
+            return raw[branch]
         if branch in ("part_pt", "part_eta", "part_phi"):
             self._same_lengths(raw, _MOMENTUM, start)
             counts = ak.num(raw["part_px"], axis=1)
             p = vector.array({c[len("part_"):]: ak.to_numpy(ak.flatten(raw[c])) for c in _MOMENTUM})
-            return ak.unflatten(np.asarray(getattr(p, branch[len("part_"):])), counts)
-        if branch == "jet_mass":
+            value = ak.unflatten(np.asarray(getattr(p, branch[len("part_"):])), counts)
+        elif branch == "jet_mass":
             jet = vector.array({"pt": ak.to_numpy(raw["jet_pt"]), "eta": ak.to_numpy(raw["jet_eta"]),
                                 "phi": ak.to_numpy(raw["jet_phi"]), "E": ak.to_numpy(raw["jet_energy"])})
-            return np.asarray(jet.mass)
-        if branch.startswith("charged_"):
-            part = "part_" + branch[len("charged_"):]
-            values = raw[part] if part in raw else self._compute(part, raw, start)
-            raw[part] = values
-            self._same_lengths(raw, (part, "part_charge"), start)
-            return values[raw["part_charge"] != 0]
-        return self._pair_label(branch, raw, start)
+            value = np.asarray(jet.mass)
+        elif branch.startswith("charged_"):
+            part = self._compute("part_" + branch[len("charged_"):], raw, start)
+            self._same_lengths({"a": part, "b": raw["part_charge"]}, ("a", "b"), start,
+                               names=("part_" + branch[len("charged_"):], "part_charge"))
+            if _CHARGED not in raw:  # flat mask and counts once per chunk, for every charged_* branch
+                charge = raw["part_charge"]
+                mask = ak.to_numpy(ak.flatten(charge)) != 0
+                edges = np.concatenate([[0], np.cumsum(mask)])[np.concatenate([[0], np.cumsum(ak.num(charge))])]
+                raw[_CHARGED] = (mask, np.diff(edges))
+            mask, counts = raw[_CHARGED]
+            value = ak.unflatten(ak.to_numpy(ak.flatten(part))[mask], counts)
+        else:
+            value = self._pair_label(branch, raw, start)
+        raw[branch] = value
+        return value
 
     def _pair_label(self, branch: str, raw: dict[str, ak.Array], start: int) -> np.ndarray:
         classes = self._derived[branch]
