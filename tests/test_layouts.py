@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from sklearn.metrics import roc_auc_score
 from toy_trained_models import SPEC, toy_jets
 
 import hepdl
@@ -227,6 +228,9 @@ def test_prepare_and_train_with_only_a_field_mapping(tmp_path, layout):
     # the signal jets' second prong survives the reading: the CNN separates them
     assert os.path.isfile(run.model_file) and run.metrics["test_auc"] > 0.8
     assert len(run.scores["test"]["label"]) == int(np.sum(np.asarray(load_array(str(tmp_path / "shard"), "split")) == 2))
+    # the model file scores the table itself, through the field mapping and tree it was trained with
+    scores = hepdl.load_model(run.model_file, device="cpu").predict(str(path), step_size=100)
+    assert scores.shape == (N,) and roc_auc_score(np.asarray(label, int), scores) > 0.8
 
 
 # --- bad input: one clear error naming the file and the column, nothing written -------------------
