@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from hepdl.io.layouts import describe_layout, is_layout_file
 from hepdl.io.read import _TREE_CLASSES, expand_paths, open_root_file, open_tree
 
 
@@ -21,6 +22,8 @@ def describe_file(path: str | os.PathLike, *, filter_name: str | None = None) ->
     NanoAOD-style collections (``nX`` + ``X_*``) are marked, since each can be read as one field.
     """
     (path,) = expand_paths([path])
+    if is_layout_file(path):
+        return describe_layout(path, filter_name)
     _, classes = open_root_file(path)
     lines = [f"{path}"]
     trees = sorted({(k.split(";")[0], c) for k, c in classes.items() if c in _TREE_CLASSES})

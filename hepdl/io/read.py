@@ -27,6 +27,7 @@ import uproot
 
 from hepdl.errors import InputError
 from hepdl.io.baskets import locate_damage, one_line
+from hepdl.io.layouts import is_layout_file, open_layout
 
 FieldSpec = Mapping[str, str] | Sequence[str] | str
 NonFinitePolicy = Literal["error", "drop", "keep"]
@@ -141,7 +142,12 @@ def tree_names(path: str) -> list[str]:
 
 
 def open_tree(path: str, tree: str):
-    """Open ``tree`` (a TTree or RNTuple) in ``path``, or raise one clear :class:`InputError`."""
+    """Open ``tree`` (a TTree or RNTuple) in ``path``, or raise one clear :class:`InputError`.
+
+    An HDF5 or Parquet jet table (by suffix) opens as a :class:`hepdl.io.layouts.JetTable`.
+    """
+    if is_layout_file(path):
+        return open_layout(path, tree)
     file, classes = open_root_file(path)
     trees = sorted({k.split(";")[0] for k, c in classes.items() if c in _TREE_CLASSES})
     if tree not in trees:
