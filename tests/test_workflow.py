@@ -114,12 +114,25 @@ def test_user_files_replace_generation_and_bad_keys_are_named(tmp_path):
         bad.stdout + bad.stderr)
 
 
+#: a folder name that breaks any unquoted path in a rule's shell command
+AWKWARD_NAME = "run dir 'q' $x&(1)"
+
+
 @pytest.mark.slow
 def test_tiny_config_runs_end_to_end(tmp_path):
-    work = _copy_workflow(tmp_path)
-    config = ROOT / "tests" / "configs" / "tiny.yaml"
+    """The tiny config, run from a folder whose name holds a space, a quote and shell characters,
+    with its results (so every rule's inputs and outputs) in such a folder too."""
+    work = _copy_workflow(tmp_path / AWKWARD_NAME)
+    results = work / f"results {AWKWARD_NAME}"
+    config = tmp_path / "tiny.yaml"
+    config.write_text((ROOT / "tests" / "configs" / "tiny.yaml").read_text() + f"results: {json.dumps(str(results))}\n")
     result = _snakemake(work, "--cores", "2", "--configfile", str(config), timeout=3000)
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
+    # the console shows every training's epochs, named by its task and model
+    for name in ("jets/cnn", "jets/autoencoder", "neutrino/cvn"):
+        assert re.search(rf"^\[{name}\] epoch 1/\d+: train loss", result.stderr, re.M), name
+    assert (work / "results").exists() is False
+    (work / "results").symlink_to(results)  # the checks below read the results under their usual name
     summary = json.loads((work / "results" / "summary.json").read_text())
     assert {"cnn", "expert_bdt", "mass_bdt", "expert_mlp", "track_rnn", "combined", "ae_xgboost", "ae_anomaly",
             "pretrained_cnn", "domain"} <= set(summary["jets"])
