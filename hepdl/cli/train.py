@@ -6,8 +6,10 @@ epoch's weights, architecture, representation spec, provenance), ``checkpoint.pt
 ``test_scores.npz`` and ``val_scores.npz`` (probabilities, label, weight and the task's
 score columns, in dataset order), and ``train_info.json``.
 
-Exit status: 0 done; 2 bad input or settings; 75 (EX_TEMPFAIL) stopped by SIGTERM after
-writing a checkpoint — rerun with ``--resume``. Multi-GPU: ``torchrun --nproc_per_node=N
+Exit status: 0 done; 2 bad input or settings; 75 (EX_TEMPFAIL) stopped by SIGTERM or Ctrl-C
+after writing a checkpoint — rerun with ``--resume`` (or ``--resume-if-unchanged``, which the
+workflow uses: it continues only a checkpoint of the same settings and inputs). ``--log FILE``
+sends everything to FILE and keeps one line per epoch, named by ``--name``, on stderr. Multi-GPU: ``torchrun --nproc_per_node=N
 -m hepdl.cli train ...`` (only rank 0 writes).
 """
 
