@@ -1,6 +1,7 @@
 # hepdl workflow: generate (or take the user's ROOT files), prepare, train, evaluate, report.
 # Run: snakemake --cores all [--configfile my.yaml]; see README.md and config/README.md.
 import os
+import shlex
 import sys
 
 from snakemake.exceptions import WorkflowError
@@ -22,12 +23,17 @@ try:
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 
-# Jobs run `hepdl` through the shell; put the interpreter that runs Snakemake (the
-# venv hepdl is installed in) first on PATH, so that local and batch jobs find it.
-shell.prefix(f'export PATH="{os.path.dirname(sys.executable)}:$PATH"; ')
-
-
+include: "workflow/rules/main_process.smk"
 include: "workflow/rules/common.smk"
+
+# Jobs run `hepdl` through the shell. Without a conda environment or container, put the
+# interpreter that runs Snakemake (the venv hepdl is installed in) first on PATH, so that local
+# and batch jobs find it; local jobs also hold the run lock (main_process.smk).
+_prefix = job_lock_prefix() if workflow.is_main_process else ""
+if not workflow.deployment_settings.deployment_method:
+    _prefix += f'export PATH={shlex.quote(os.path.dirname(sys.executable))}:"$PATH"; '
+shell.prefix(_prefix)
+
 include: "workflow/rules/generate.smk"
 include: "workflow/rules/prepare.smk"
 include: "workflow/rules/train.smk"

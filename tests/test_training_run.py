@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -88,3 +90,75 @@ def test_bad_settings_and_inputs_fail_before_training(shards, tmp_path):
     with pytest.raises(HepdlError, match="no meta.json"):
         hepdl.train_model([str(tmp_path)], {}, tmp_path / "d")
     assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists()
+
+
+SMALL_CNN = {"model": {"name": "jet_cnn", "channels": [4, 8], "head": [8]}, "batch_size": 16, "device": "cpu",
+             "seed": 5, "early_stopping_patience": None}
+
+
+def _train_cli(paths, out, settings, *extra, wait=True):
+    """``hepdl train`` the way the workflow's rule calls it (--resume-if-unchanged, --log, --name)."""
+    cmd = [sys.executable, "-m", "hepdl.cli", "train", "--shards", *paths, "--output", str(out), "--settings",
+           json.dumps(settings), "--threads", "1", "--resume-if-unchanged", "--log", str(out) + ".log",
+           "--name", "jets/cnn", *extra]
+    if not wait:
+        return subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
+
+
+def test_log_file_gets_everything_and_the_console_one_line_per_epoch(shards, tmp_path):
+    _, paths = shards
+    proc = _train_cli(paths, tmp_path / "run", {**SMALL_CNN, "epochs": 2})
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["[jets/cnn] epoch 1/2", "[jets/cnn] epoch 2/2",
+                                                      "[jets/cnn] hepdl train"], lines
+    assert "best epoch" in lines[-1] and proc.stdout == ""
+    log = (tmp_path / "run.log").read_text()
+    assert "epoch 1/2: train loss" in log and "epoch 2/2: train loss" in log and "hepdl train: best epoch" in log
+    assert "[jets/cnn]" not in log
+
+
+def _wait_for_epochs(proc, out, n, timeout=120):
+    t0 = time.monotonic()
+    while not (out / "metrics.csv").exists() or len((out / "metrics.csv").read_text().splitlines()) - 1 < n:
+        assert proc.poll() is None, proc.communicate()[1]
+        assert time.monotonic() - t0 < timeout, "the training did not reach its epoch"
+        time.sleep(0.05)
+
+
+def test_preempted_training_resumes_with_the_same_settings_and_restarts_when_they_changed(shards, tmp_path):
+    """A training job killed (SIGKILL: no chance to clean up) after its first epoch, rerun with the same
+    command: it continues from the checkpoint; with a changed setting or a changed input: from scratch."""
+    _, paths = shards
+    out = tmp_path / "run"
+    settings = {**SMALL_CNN, "epochs": 40}
+    proc = _train_cli(paths, out, settings, wait=False)
+    _wait_for_epochs(proc, out, 1)
+    proc.kill()
+    proc.communicate(timeout=60)
+    done = len((out / "metrics.csv").read_text().splitlines()) - 1
+    assert (out / "checkpoint.pt").exists() and 1 <= done < 40
+    # the same command, fewer epochs would be another run: same settings, interrupted again by SIGTERM
+    proc = _train_cli(paths, out, settings, wait=False)
+    _wait_for_epochs(proc, out, done + 1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 75, err  # checkpoint written, rerun invited
+    assert f"[jets/cnn] hepdl train: resuming from {out / 'checkpoint.pt'} at epoch {done + 1}" in err
+    assert "[jets/cnn] hepdl train: SIGTERM: checkpoint written at epoch" in err
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    # a changed setting: the checkpoint is another run's, the run starts from scratch
+    changed = _train_cli(paths, out, {**settings, "epochs": 2, "learning_rate": 0.002})
+    assert changed.returncode == 0, changed.stderr
+    assert "belongs to another run (setting 'epochs' changed); starting from scratch" in changed.stderr
+    assert "resuming" not in changed.stderr
+    info = json.loads((out / "train_info.json").read_text())
+    assert info["epochs_run"] == 2 and ckpt["epoch"] == done + 1 and ckpt["history"][-1]["epoch"] == done + 1
+    # unchanged settings, a shard prepared anew (a changed input file): from scratch too
+    again = _train_cli(paths, out, {**settings, "epochs": 2, "learning_rate": 0.002})
+    assert "resuming from" in again.stderr and again.returncode == 0  # the finished run: nothing to redo
+    meta = Path(paths[0]) / "meta.json"
+    os.utime(meta, ns=(meta.stat().st_atime_ns, meta.stat().st_mtime_ns + 1_000_000_000))
+    touched = _train_cli(paths, out, {**settings, "epochs": 2, "learning_rate": 0.002})
+    assert touched.returncode == 0 and "(its input files changed); starting from scratch" in touched.stderr

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from hepdl.io import read_events, write_tree
 
@@ -62,16 +63,69 @@ def test_large_config_dry_run_scatters_generation_and_trains_on_two_gpus(tmp_pat
     assert "--storage sparse" in out
 
 
-def test_lint_names_no_rule_problems(tmp_path):
+def test_lint_is_clean_and_every_rule_names_its_software(tmp_path):
     work = _copy_workflow(tmp_path)
     result = _snakemake(work, "--lint")
     text = result.stdout + result.stderr
-    # Each rule runs the `hepdl` of the environment Snakemake runs in (see README): the
-    # lint's request for a conda/container directive per rule is the one finding we accept.
-    findings = [line for line in text.splitlines() if line.strip().startswith("*")]
-    other = [f for f in findings if "conda" not in f.lower() and "container" not in f.lower()
-             and "software environment" not in f.lower()]
-    assert not other, text[-3000:]
+    assert result.returncode == 0 and "Congratulations, your workflow is in a good condition!" in text, text[-3000:]
+    assert not [line for line in text.splitlines() if line.strip().startswith("*")], text[-3000:]
+    # the software of every rule: the conda environment (with hepdl from this repository) and the
+    # Apptainer definition that installs it (neither conda nor apptainer runs here: parsed only)
+    env = yaml.safe_load((ROOT / "workflow" / "envs" / "hepdl.yaml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert (ROOT / "workflow" / "envs" / pip[0] / "pyproject.toml").exists()
+    assert any(str(d).startswith("pytorch-cpu") for d in env["dependencies"])
+    definition = (ROOT / "workflow" / "envs" / "hepdl.def").read_text()
+    assert re.search(r"^Bootstrap: docker$", definition, re.M) and "pip install" in definition
+    for line in re.search(r"%files\n(.*?)\n\n", definition, re.S).group(1).splitlines():
+        assert (ROOT / line.split()[0]).exists(), line
+    rules = "".join(p.read_text() for p in (ROOT / "workflow" / "rules").glob("*.smk"))
+    assert rules.count("shell:") == rules.count("conda:\n") == rules.count("container:\n")
+
+
+def test_no_htcondor_warning_where_no_pool_is_configured(tmp_path):
+    """hepdl-condor-config.pth, which hepdl installs beside its package, runs at interpreter start:
+    run here the way `site` runs it (the venv may predate it), before a dry run of the workflow."""
+    pth = (ROOT / "hepdl-condor-config.pth").read_text()
+    work = _copy_workflow(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k != "CONDOR_CONFIG"}
+    start = [sys.executable, "-c", "import runpy, sys; sys.argv = ['snakemake', *sys.argv[1:]]; "
+             "runpy.run_module('snakemake', run_name='__main__')", "-n", "--cores", "1"]
+    with_pth = [sys.executable, "-c", pth + "import runpy, sys; sys.argv = ['snakemake', *sys.argv[1:]]; "
+                "runpy.run_module('snakemake', run_name='__main__')", "-n", "--cores", "1"]
+    quiet = subprocess.run(with_pth, cwd=work, capture_output=True, text=True, timeout=600, env=env)
+    assert quiet.returncode == 0, quiet.stderr[-3000:]
+    assert "CONDOR_CONFIG" not in quiet.stderr and "Job stats" in quiet.stdout + quiet.stderr
+    pool_files = ("/etc/condor/condor_config", "/usr/local/etc/condor_config", os.path.expanduser("~condor/condor_config"))
+    if not any(os.path.isfile(f) for f in pool_files):  # the warning the .pth silences is there without it
+        loud = subprocess.run(start, cwd=work, capture_output=True, text=True, timeout=600, env=env)
+        assert "CONDOR_CONFIG is unset" in loud.stderr
+    # a configured pool is left alone: CONDOR_CONFIG set by the user stays as it is
+    probe = [sys.executable, "-c", pth + "import os; print(os.environ.get('CONDOR_CONFIG'))"]
+    pool = subprocess.run(probe, capture_output=True, text=True, env={**env, "CONDOR_CONFIG": "/my/condor_config"})
+    assert pool.stdout.strip() == "/my/condor_config"
+    unset = subprocess.run(probe, capture_output=True, text=True, env=env)
+    assert unset.stdout.strip() == ("None" if any(os.path.isfile(f) for f in pool_files) else "/dev/null")
+
+
+def test_wheels_carry_the_condor_pth(tmp_path):
+    """Both a wheel and an editable install (pip install -e .) put hepdl-condor-config.pth into site-packages."""
+    import zipfile
+
+    src = tmp_path / "src"  # a copy: building writes build/ and *.egg-info beside the sources
+    src.mkdir()
+    for name in ("pyproject.toml", "setup.py", "hepdl-condor-config.pth", "README.md", "hepdl"):
+        (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, src / name)
+    for kind in ("wheel", "editable"):
+        build = subprocess.run([sys.executable, "-c", f"import sys; from setuptools import build_meta as b; "
+                                f"b.build_{kind}(sys.argv[1])", str(tmp_path)], cwd=src, capture_output=True,
+                               text=True, timeout=600)
+        assert build.returncode == 0, build.stderr[-3000:]
+    wheels = sorted(tmp_path.glob("*.whl"))
+    assert len(wheels) == 2, wheels
+    for wheel in wheels:
+        with zipfile.ZipFile(wheel) as z:
+            assert z.read("hepdl-condor-config.pth").decode() == (ROOT / "hepdl-condor-config.pth").read_text(), wheel
 
 
 def test_user_files_replace_generation_and_bad_keys_are_named(tmp_path):
@@ -114,12 +168,25 @@ def test_user_files_replace_generation_and_bad_keys_are_named(tmp_path):
         bad.stdout + bad.stderr)
 
 
+#: a folder name that breaks any unquoted path in a rule's shell command
+AWKWARD_NAME = "run dir 'q' $x&(1)"
+
+
 @pytest.mark.slow
 def test_tiny_config_runs_end_to_end(tmp_path):
-    work = _copy_workflow(tmp_path)
-    config = ROOT / "tests" / "configs" / "tiny.yaml"
+    """The tiny config, run from a folder whose name holds a space, a quote and shell characters,
+    with its results (so every rule's inputs and outputs) in such a folder too."""
+    work = _copy_workflow(tmp_path / AWKWARD_NAME)
+    results = work / f"results {AWKWARD_NAME}"
+    config = tmp_path / "tiny.yaml"
+    config.write_text((ROOT / "tests" / "configs" / "tiny.yaml").read_text() + f"results: {json.dumps(str(results))}\n")
     result = _snakemake(work, "--cores", "2", "--configfile", str(config), timeout=3000)
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
+    # the console shows every training's epochs, named by its task and model
+    for name in ("jets/cnn", "jets/autoencoder", "neutrino/cvn"):
+        assert re.search(rf"^\[{name}\] epoch 1/\d+: train loss", result.stderr, re.M), name
+    assert (work / "results").exists() is False
+    (work / "results").symlink_to(results)  # the checks below read the results under their usual name
     summary = json.loads((work / "results" / "summary.json").read_text())
     assert {"cnn", "expert_bdt", "mass_bdt", "expert_mlp", "track_rnn", "combined", "ae_xgboost", "ae_anomaly",
             "pretrained_cnn", "domain"} <= set(summary["jets"])

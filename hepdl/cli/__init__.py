@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -38,6 +39,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from hepdl.cli.allocator import keep_freed_memory
 
     keep_freed_memory()
+    # SIGTERM (a workflow stopping its jobs, a batch system's kill) unwinds like Ctrl-C, so that
+    # temporary files are removed; hepdl train checkpoints on either (hepdl.train.engine)
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         return int(args.func(args) or 0)
     except HepdlError as err:
@@ -54,3 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"hepdl {args.stage}: interrupted", file=sys.stderr)
         return 130
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)

@@ -86,23 +86,31 @@ class TrainResult:
 
 
 class _Preemption:
-    """SIGTERM (a batch system reclaiming the node) sets a flag; the loop checkpoints at the next batch."""
+    """SIGTERM (a batch system reclaiming the node, or a workflow stopping its jobs) or Ctrl-C sets a
+    flag; the loop checkpoints at the next batch. A second Ctrl-C stops at once, without one."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
     def __init__(self) -> None:
         self.requested = False
-        self.previous: Any = None
+        self.signal_name = ""
+        self.previous: dict[int, Any] = {}
 
     def __enter__(self) -> _Preemption:
         if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGTERM, self._handle)
+            self.previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
+        if signum == signal.SIGINT and self.signal_name == "SIGINT":
+            signal.default_int_handler(signum, frame)
         self.requested = True
+        self.signal_name = self.signal_name or signal.Signals(signum).name
 
     def __exit__(self, *exc: Any) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGTERM, self.previous)
+        for signum, previous in self.previous.items():
+            if previous is not None:
+                signal.signal(signum, previous)
 
 
 # --------------------------------------------------------------------------- setup helpers
@@ -531,8 +539,9 @@ def train(
             if on_epoch_end is not None:
                 on_epoch_end(row)
         distributed.barrier()
-    if run.is_main and out_dir is not None and state.history:
-        # once per run, not per epoch: a plot costs more than a small model's epoch
+    if run.is_main and out_dir is not None and state.history and not preempted:
+        # once per run, not per epoch: a plot costs more than a small model's epoch (and a
+        # pre-empted run must stop quickly; the resumed one plots)
         plot_training_curves(history_columns(state.history), path=os.path.join(out_dir, "training_curve.png"))
 
     best = state.best
@@ -588,7 +597,8 @@ def train_epoch(run: RunSetup, train_model: nn.Module, state: RunState, preempti
     if preempted:
         save_run(run, state)
         if run.is_main:
-            print(f"hepdl train: SIGTERM: checkpoint written at epoch {epoch + 1}, batch {tally.batches}; "
+            print(f"hepdl train: {preemption.signal_name or 'SIGTERM'}: checkpoint written at epoch {epoch + 1}, "
+                  f"batch {tally.batches}; "
                   "rerun with --resume", file=sys.stderr, flush=True)
     return preempted
 

@@ -8,8 +8,9 @@ validation and test splits, and write into ``output`` (each file atomically):
 
 - ``model.pt``: the model file (best epoch's weights, architecture, representation spec, targets,
   provenance; see :mod:`hepdl.models.model_file`);
-- ``checkpoint.pt`` (every epoch; ``resume=True`` continues from it), ``metrics.csv``,
-  ``training_curve.png``;
+- ``checkpoint.pt`` (every epoch; ``resume=True`` continues from it) and ``checkpoint_inputs.json``
+  (the settings and input files it belongs to: ``resume="if_unchanged"`` continues only the same
+  run), ``metrics.csv``, ``training_curve.png``;
 - ``val_scores.npz`` and ``test_scores.npz`` (probabilities, label, weight and the task's score
   columns, in dataset order; see :mod:`hepdl.result_files`);
 - ``train_info.json``: settings, timing, throughput, metrics, versions.
@@ -20,6 +21,7 @@ Under ``torchrun`` every rank trains and only rank 0 scores and writes.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import platform
 import sys
@@ -31,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hepdl.errors import HepdlError
+from hepdl.errors import ConfigError, HepdlError
 from hepdl.models import save_model
 from hepdl.models.autoencoders import init_body_from
 from hepdl.represent.prepared import find_shards
@@ -43,6 +45,14 @@ from hepdl.train.engine import TrainResult, predict, train
 from hepdl.train.objectives import objective_class
 from hepdl.train.selection import select_training_entries, select_validation_entries
 from hepdl.train.settings import TrainSettings
+
+#: settings that change how a run is carried out, never its result: a pre-empted run continues
+#: with other values of these (``resume="if_unchanged"``)
+RUNTIME_SETTINGS = ("device", "num_workers", "prefetch_batches", "data_on_device", "device_memory_fraction",
+                    "compile", "eval_batch_size", "progress", "log_epochs")
+#: settings that name a file the run starts from (an autoencoder, a pre-trained model)
+FILE_SETTINGS = ("init_body_from", "finetune_from")
+CHECKPOINT_INPUTS = "checkpoint_inputs.json"
 
 #: arrays every classifier trains with besides the model's inputs
 TARGET_ARRAYS = ("label", "weight")
@@ -76,12 +86,58 @@ def shard_targets(meta: Mapping[str, Any]) -> Classes:
     return get_task(meta["task"]).targets
 
 
+def _file_stamp(path: str) -> list[Any]:
+    st = os.stat(path)
+    return [os.path.abspath(path), st.st_size, st.st_mtime_ns]
+
+
+def run_inputs(settings: TrainSettings, shards: Sequence[str], data_shards: Sequence[str] | None) -> dict[str, Any]:
+    """What a checkpoint belongs to: the settings (less the runtime ones) and every input file's
+    path, size and modification time (a shard prepared anew, even with the same bytes, counts as new)."""
+    def shard_files(shard: str) -> list[list[Any]]:
+        return [_file_stamp(os.path.join(root, name)) for root, _, names in sorted(os.walk(shard)) for name in sorted(names)]
+
+    kept = {k: v for k, v in settings.to_dict().items() if k not in RUNTIME_SETTINGS}
+    files = {k: _file_stamp(kept[k]) for k in FILE_SETTINGS if kept.get(k) and os.path.exists(kept[k])}
+    return {"settings": kept, "shards": [shard_files(s) for s in shards],
+            "data_shards": [shard_files(s) for s in data_shards or []], "files": files}
+
+
+def _recorded_inputs(output: str) -> dict[str, Any] | None:
+    record = os.path.join(output, CHECKPOINT_INPUTS)
+    if not os.path.exists(record):
+        return None
+    with open(record) as f:
+        return json.load(f)
+
+
+def resume_if_unchanged(output: str, inputs: dict[str, Any], *, main: bool = True) -> bool:
+    """True when ``output`` holds a checkpoint of a run with these settings and inputs. Otherwise
+    the main process removes a checkpoint there (another run's), records the new run's inputs and
+    returns False; the other ranks of a torchrun job only read (every state the main one leaves
+    on the way gives them False too)."""
+    checkpoint = os.path.join(output, "checkpoint.pt")
+    saved = _recorded_inputs(output)
+    if os.path.exists(checkpoint) and saved == json.loads(json.dumps(inputs)):
+        return True
+    if not main:
+        return False
+    if os.path.exists(checkpoint):
+        changed = sorted(k for k in inputs["settings"] if (saved or {}).get("settings", {}).get(k) != inputs["settings"][k])
+        why = f"setting {changed[0]!r} changed" if changed else "its input files changed"
+        print(f"hepdl train: {checkpoint} belongs to another run ({why}); starting from scratch",
+              file=sys.stderr, flush=True)
+        os.remove(checkpoint)  # first: a crash from here on leaves no checkpoint of the other run
+    write_json(os.path.join(output, CHECKPOINT_INPUTS), inputs)
+    return False
+
+
 def train_model(
     shards: str | os.PathLike | Sequence[str | os.PathLike],
     settings: TrainSettings | Mapping[str, Any],
     output: str | os.PathLike,
     data_shards: Sequence[str | os.PathLike] | None = None,
-    resume: bool = False,
+    resume: bool | str = False,
 ) -> TrainingRun:
     """Train ``settings.model`` with ``settings.objective`` on prepared shards; write it to ``output``.
 
@@ -92,8 +148,14 @@ def train_model(
         output: the run's directory.
         data_shards: objective ``adapt``: the data sample's shards; their train split joins
             training without its labels, which are never read.
-        resume: continue from ``output/checkpoint.pt`` (start afresh when there is none yet).
+        resume: True: continue from ``output/checkpoint.pt`` (start afresh when there is none yet;
+            settings that would change the result must be those of the checkpoint). ``"if_unchanged"``:
+            continue only a run with the same settings and input files (see :func:`run_inputs`),
+            else start afresh; what the workflow's training jobs do, so that a pre-empted or
+            interrupted job continues where it stopped.
     """
+    if resume not in (True, False, "if_unchanged"):
+        raise ConfigError(f"resume: True, False or 'if_unchanged', not {resume!r}")
     if not isinstance(settings, TrainSettings):
         settings = TrainSettings.from_dict(dict(settings))
     output = os.fspath(output)
@@ -125,7 +187,10 @@ def train_model(
     if len(train_set) == 0 or len(val_set) == 0:
         raise HepdlError(f"{shards[0]}: the train or validation split is empty ({len(train_set)}, {len(val_set)} entries)")
 
-    result = train(model, train_set, val_set, settings, out_dir=output, resume=resume)
+    if resume == "if_unchanged":
+        resume = resume_if_unchanged(output, run_inputs(settings, shards, data_shards),
+                                     main=int(os.environ.get("RANK", 0)) == 0)
+    result = train(model, train_set, val_set, settings, out_dir=output, resume=bool(resume))
     run = TrainingRun(result=result, output=output)
     if result.preempted or distributed.world()[0] != 0 or int(os.environ.get("RANK", 0)) != 0:
         return run  # under torchrun only rank 0 scores and writes

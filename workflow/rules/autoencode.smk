@@ -17,6 +17,10 @@ rule autoencoder_features:
         ae=FEATURES_RE,
     params:
         plots=lambda w, output: os.path.dirname(output.images),
+    conda:
+        HEPDL_CONDA_ENV
+    container:
+        HEPDL_CONTAINER
     log:
         f"{RESULTS}/logs/features_{{task}}_{{ae}}.log",
     benchmark:
@@ -46,6 +50,10 @@ rule label_efficiency:
         settings=lambda w: training_settings(w.task, None, label_efficiency(w.task)["cnn"]),
         sizes=lambda w: " ".join(map(str, label_efficiency(w.task)["sizes"])),
         study=lambda w: label_efficiency(w.task),
+    conda:
+        HEPDL_CONDA_ENV
+    container:
+        HEPDL_CONTAINER
     log:
         f"{RESULTS}/logs/label_efficiency_{{task}}.log",
     benchmark:
@@ -59,5 +67,5 @@ rule label_efficiency:
     shell:
         "hepdl label-efficiency --shards {input.shards:q} --settings {params.settings:q} --ae-model {input.ae:q}"
         " --sizes {params.sizes} --min-steps {params.study[min_steps]} --repeats {params.study[repeats]}"
-        " --output {params.outdir:q} --runs {params.runs:q} --name {params.study[name]} --seed {params.seed}"
+        " --output {params.outdir:q} --runs {params.runs:q} --name {params.study[name]:q} --seed {params.seed}"
         " --threads {threads} > {log:q} 2>&1"

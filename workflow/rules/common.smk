@@ -17,6 +17,12 @@ EVENTS = config["events"]
 SEED = config["seed"]
 DOMAINS = ("sim", "data")
 
+# Every rule's software: the conda environment (path relative to the rule files) and the
+# Apptainer image, used with --software-deployment-method conda / apptainer (README, "Clusters").
+# Without either, jobs run the hepdl of the environment Snakemake runs in.
+HEPDL_CONDA_ENV = "../envs/hepdl.yaml"
+HEPDL_CONTAINER = os.environ.get("HEPDL_CONTAINER", "hepdl.sif")
+
 
 def as_json(value):
     return json.dumps(value, sort_keys=True)

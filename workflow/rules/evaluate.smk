@@ -14,6 +14,10 @@ rule evaluate_binary:
     params:
         outdir=lambda w, output: os.path.dirname(output.metrics),
         reweight=lambda w: evaluation_reweight(w.task),
+    conda:
+        HEPDL_CONDA_ENV
+    container:
+        HEPDL_CONTAINER
     log:
         f"{RESULTS}/logs/evaluate_{{task}}_{{model}}.log",
     threads: 1
@@ -37,6 +41,10 @@ rule evaluate_multiclass:
         model=EVALUATED_RE,
     params:
         outdir=lambda w, output: os.path.dirname(output.metrics),
+    conda:
+        HEPDL_CONDA_ENV
+    container:
+        HEPDL_CONTAINER
     log:
         f"{RESULTS}/logs/evaluate_{{task}}_{{model}}.log",
     threads: 1
@@ -65,6 +73,10 @@ for _task in TASKS:
             names=" ".join(evaluated(_task)),
             reweight=evaluation_reweight(_task),
             outdir=lambda w, output: os.path.dirname(output[0]),
+        conda:
+            HEPDL_CONDA_ENV
+        container:
+            HEPDL_CONTAINER
         log:
             f"{RESULTS}/logs/plots_{_task}.log",
         threads: 1
@@ -92,6 +104,10 @@ rule evaluate_domain:
         outdir=lambda w, output: os.path.dirname(output.metrics),
         models=lambda w, input: quoted(f"{name}={path}" for name, path in zip(config[w.task]["domain"], input.models)),
         reweight=lambda w: evaluation_reweight(w.task),
+    conda:
+        HEPDL_CONDA_ENV
+    container:
+        HEPDL_CONTAINER
     log:
         f"{RESULTS}/logs/evaluate_domain_{{task}}.log",
     threads: 2
@@ -108,6 +124,10 @@ rule summary:
         metric_files(),
     output:
         report(f"{RESULTS}/summary.json", category="Summary"),
+    conda:
+        HEPDL_CONDA_ENV
+    container:
+        HEPDL_CONTAINER
     log:
         f"{RESULTS}/logs/summary.log",
     threads: 1

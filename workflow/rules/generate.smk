@@ -10,6 +10,10 @@ rule generate_jets:
     params:
         seed=lambda w: chunk_seed("jets", w.domain, w.chunk),
         gen=config["jets"]["generate"],
+    conda:
+        HEPDL_CONDA_ENV
+    container:
+        HEPDL_CONTAINER
     log:
         f"{RESULTS}/logs/generate_jets_{{domain}}_{{chunk}}.log",
     benchmark:
@@ -22,7 +26,7 @@ rule generate_jets:
         "hepdl generate jets --variant {wildcards.domain} --signal {params.gen[signal]}"
         " --n-signal {params.gen[n_signal_per_chunk]} --n-background {params.gen[n_background_per_chunk]}"
         " --pt-min {params.gen[pt_min]} --pt-max {params.gen[pt_max]}"
-        " --seed {params.seed} -o {output} > {log} 2>&1"
+        " --seed {params.seed} -o {output:q} > {log:q} 2>&1"
 
 
 rule generate_neutrino:
@@ -35,6 +39,10 @@ rule generate_neutrino:
         seed=lambda w: chunk_seed("neutrino", w.domain, w.chunk),
         gen=config["neutrino"]["generate"],
         nutau=lambda w: "--nutau" if config["neutrino"]["generate"]["nutau"] else "",
+    conda:
+        HEPDL_CONDA_ENV
+    container:
+        HEPDL_CONTAINER
     log:
         f"{RESULTS}/logs/generate_neutrino_{{domain}}_{{chunk}}.log",
     benchmark:
@@ -45,4 +53,4 @@ rule generate_neutrino:
         runtime=60,
     shell:
         "hepdl generate neutrino --variant {wildcards.domain} --n-events {params.gen[n_events_per_chunk]}"
-        " {params.nutau} --seed {params.seed} -o {output} > {log} 2>&1"
+        " {params.nutau} --seed {params.seed} -o {output:q} > {log:q} 2>&1"

@@ -16,6 +16,10 @@ rule prepare:
         fields=lambda w: as_json(config[w.task]["fields"]),
         spec=lambda w: as_json(config[w.task]["representation"]),
         storage=lambda w: config[w.task]["storage"],
+    conda:
+        HEPDL_CONDA_ENV
+    container:
+        HEPDL_CONTAINER
     log:
         f"{RESULTS}/logs/prepare_{{task}}_{{domain}}_{{i}}.log",
     benchmark:

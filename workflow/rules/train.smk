@@ -2,6 +2,7 @@
 # blocks come from the config (<task>.models). Network rules ask for a GPU on a cluster
 # (resources gpu, request_gpus); locally the engine picks CUDA, MPS or CPU. A block with
 # resources gpu: N > 1 trains data-parallel: torchrun starts N processes inside the one job.
+# A network's job resumes its own checkpoint when rerun with the same settings and inputs.
 
 
 rule train_network:
@@ -24,6 +25,10 @@ rule train_network:
         data=lambda w, input: f"--data-shards {quoted(input.data)}" if input.data else "",
         launcher=lambda w: training_launcher(w.task, w.model),
         process_threads=lambda w, threads: max(1, threads // max(1, resource(w.task, w.model, "gpu"))),
+    conda:
+        HEPDL_CONDA_ENV
+    container:
+        HEPDL_CONTAINER
     log:
         f"{RESULTS}/logs/train_{{task}}_{{model}}.log",
     benchmark:
@@ -34,10 +39,14 @@ rule train_network:
         runtime=lambda w: resource(w.task, w.model, "runtime"),
         gpu=lambda w: resource(w.task, w.model, "gpu"),
         request_gpus=lambda w: resource(w.task, w.model, "gpu"),
+    # --resume-if-unchanged: a pre-empted or interrupted job continues from its checkpoint (the
+    # output directory's checkpoint.pt, not an output, so Snakemake does not delete it);
+    # --log: the full log to the file, one line per epoch to the console
     shell:
         "{params.launcher} train --shards {input.shards:q} {params.data} --output {params.outdir:q}"
-        " --settings {params.settings:q} --seed {params.seed} --device {params.device}"
-        " --threads {params.process_threads} > {log:q} 2>&1"
+        " --settings {params.settings:q} --seed {params.seed} --device {params.device:q}"
+        " --threads {params.process_threads} --resume-if-unchanged"
+        " --log {log:q} --name {wildcards.task}/{wildcards.model}"
 
 
 rule train_xgboost:
@@ -62,6 +71,10 @@ rule train_xgboost:
             else ""
         ),
         reweight=lambda w: reweight(w.task, w.model),
+    conda:
+        HEPDL_CONDA_ENV
+    container:
+        HEPDL_CONTAINER
     log:
         f"{RESULTS}/logs/train_{{task}}_{{model}}.log",
     benchmark:
