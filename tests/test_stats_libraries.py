@@ -13,6 +13,7 @@ from scipy import stats as sp_stats
 from sklearn import metrics as sk_metrics
 
 from hepdl import stats
+from hepdl.errors import InputError
 from hepdl.evaluate import metrics
 
 
@@ -123,3 +124,11 @@ def test_wasserstein_equals_the_hand_written_one(seed, n, ties, zero):
     assert sp_stats.wasserstein_distance(a, b, wa, wb) == pytest.approx(ref, rel=1e-12, abs=1e-12)
     assert metrics.score_agreement(a, b, wa, wb)["wasserstein"] == pytest.approx(ref, rel=1e-12, abs=1e-12)
 
+
+
+def test_wasserstein_refuses_negative_weights_with_a_clear_error():
+    a, b = np.linspace(0, 1, 10), np.linspace(0.2, 1.2, 10)
+    w = np.ones(10)
+    w[3] = -0.5
+    with pytest.raises(InputError, match="wasserstein_distance: .*negative"):
+        stats.wasserstein_distance(a, b, w, None)
