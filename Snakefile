@@ -22,6 +22,11 @@ try:
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 
+# Every stage that draws reads the plot style from the environment (hepdl.figures): jobs run
+# here inherit it, and batch jobs, which read this file again, set it the same way.
+os.environ["HEPDL_PLOT_STYLE"] = config["plots"]["style"]
+os.environ["HEPDL_PLOT_LABEL"] = config["plots"]["label"]
+
 # Jobs run `hepdl` through the shell; put the interpreter that runs Snakemake (the
 # venv hepdl is installed in) first on PATH, so that local and batch jobs find it.
 shell.prefix(f'export PATH="{os.path.dirname(sys.executable)}:$PATH"; ')
