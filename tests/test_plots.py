@@ -244,6 +244,19 @@ def test_domain_scores_name_the_declared_signal_class(tmp_path):
     _check_against_baseline(out, "domain_scores.png")
 
 
+def test_reconstruction_errors_are_filled_through_hist():
+    from hepdl.evaluate.autoencoder_plots import reconstruction_errors_figure
+
+    rng = np.random.default_rng(8)
+    err, label = rng.lognormal(size=300), rng.integers(0, 2, 300)
+    fig = reconstruction_errors_figure(err, label, ["QCD", "W"], bins=20)
+    edges = np.geomspace(err.min(), err.max() * 1.0001, 21)
+    values, drawn_edges = fig.axes[0].patches[1].get_data()[:2]
+    np.testing.assert_allclose(drawn_edges, edges)
+    np.testing.assert_allclose(values, np.histogram(err[label == 1], bins=edges, density=True)[0], rtol=1e-12)
+    assert "Simulation" in [t.get_text() for t in fig.axes[0].texts]
+
+
 def test_bad_inputs():
     with pytest.raises(Exception, match="pixel maps"):
         plots.event_display_figure(np.zeros((2, 3, 4, 4)), np.zeros((2, 3)), CLASSES)
