@@ -24,6 +24,12 @@ except ConfigError as err:
     raise WorkflowError(str(err)) from None
 
 include: "workflow/rules/main_process.smk"
+
+# Every stage that draws reads the plot style from the environment (hepdl.figures): jobs run
+# here inherit it, and batch jobs, which read this file again, set it the same way.
+os.environ["HEPDL_PLOT_STYLE"] = config["plots"]["style"]
+os.environ["HEPDL_PLOT_LABEL"] = config["plots"]["label"]
+
 include: "workflow/rules/common.smk"
 
 # Jobs run `hepdl` through the shell. Without a conda environment or container, put the

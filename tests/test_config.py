@@ -23,6 +23,7 @@ def test_empty_config_gets_every_default():
     assert config["jets"]["generate"]["pt_min"] == 250.0
     assert config["jets"]["reweight"] == "pt" and config["neutrino"]["reweight"] == "none"
     assert config["jets"]["models"] == {} and config["jets"]["label_efficiency"] is None
+    assert config["plots"] == {"style": "default", "label": "Simulation"}
     block = validate_config({"jets": {"models": {"m": {"xgboost": {"features": ["mass"]}}}}})["jets"]["models"]["m"]
     assert block["xgboost"]["arrays"] == ["expert"] and block["xgboost"]["n_estimators"] == 400
 
@@ -56,6 +57,9 @@ def test_schema_follows_the_declarations():
     assert s["$defs"]["model"]["properties"]["name"]["enum"] == sorted(MODEL_REGISTRY)
     cnn = next(rule["then"] for rule in s["$defs"]["model"]["allOf"] if rule["if"]["properties"]["name"]["const"] == "jet_cnn")
     assert set(cnn["properties"]) == {"name", *model_settings("jet_cnn")}
+    from hepdl.figures import PLOT_STYLES
+
+    assert s["properties"]["plots"]["properties"]["style"]["enum"] == list(PLOT_STYLES)
 
 
 SHIPPED = load_config(ROOT / "config" / "config.yaml")
@@ -90,6 +94,7 @@ def _with(path: str, value):
         (_with("jets.representation", {"image": {"sise": 3}}), r"key jets\.representation\.image: .*'sise'"),
         (_with("jets.representation", {"imag": {}}), r"key jets\.representation: .*'imag'"),
         (_with("neutrino.reweight", "pt"), r"key neutrino\.reweight: 'pt' is not one of \['none'\]"),
+        ({"plots": {"style": "cdf"}}, r"key plots\.style: 'cdf' is not one of \['default', 'cms', 'atlas', 'lhcb'\]"),
     ],
 )
 def test_bad_keys_are_named(config, message):

@@ -17,13 +17,24 @@ import numpy as np
 import pytest
 from matplotlib.testing.compare import compare_images
 
+from hepdl.errors import ConfigError
 from hepdl.evaluate import metrics, plots
+from hepdl.figures import LABEL_ENV, STYLE_ENV
+from hepdl.tasks import get_task
+from hepdl.train.objectives.adapt import Adapt
 
 BASELINES = Path(__file__).parent / "baseline_images"
 REGEN = os.environ.get("HEPDL_REGEN_BASELINES") == "1"
 # RMS pixel difference allowed: absorbs freetype/antialiasing differences between machines
 TOLERANCE = 3.0
 CLASSES = ["numu_cc", "nue_cc", "nc"]
+
+
+@pytest.fixture(autouse=True)
+def _default_style(monkeypatch):
+    """Baselines are drawn in the default style whatever the caller's environment says."""
+    monkeypatch.delenv(STYLE_ENV, raising=False)
+    monkeypatch.delenv(LABEL_ENV, raising=False)
 
 
 def _binary(seed=0, n=600, shift=1.0):
@@ -85,6 +96,42 @@ def test_roc_plot(tmp_path):
     _check_against_baseline(out, "roc.png")
 
 
+def test_roc_gives_every_model_its_own_line_and_keeps_the_legend_off_the_curves():
+    models = {f"model_{i}": (*_binary(i, shift=0.3 + 0.1 * i), None) for i in range(13)}
+    fig = plots.roc_figure(models)
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    styles = [(ln.get_color(), ln.get_linestyle()) for ln in ax.lines[:13]]
+    assert len(set(styles)) == 13
+    legend = ax.get_legend().get_window_extent()
+    assert legend.x0 >= ax.get_window_extent().x1  # beside the axes, over no curve
+
+
+@pytest.mark.parametrize(("style", "experiment"), [("cms", "CMS"), ("atlas", "ATLAS"), ("lhcb", "LHCb")])
+def test_experiment_style_and_label(monkeypatch, style, experiment):
+    monkeypatch.setenv(STYLE_ENV, style)
+    monkeypatch.setenv(LABEL_ENV, "Simulation Internal")
+    s, y = _binary(0)
+    fig = plots.roc_figure({"cnn": (s, y, None)})
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert experiment in texts and "Simulation Internal" in texts
+
+
+def test_cms_style_baseline(monkeypatch, tmp_path):
+    monkeypatch.setenv(STYLE_ENV, "cms")
+    s1, y1 = _binary(0, shift=1.0)
+    s2, y2 = _binary(0, shift=0.5)
+    out = plots.plot_roc({"cnn": (s1, y1, None), "expert_bdt": (s2, y2, None)}, title="jets",
+                         path=tmp_path / "roc_cms.png")
+    _check_against_baseline(out, "roc_cms.png")
+
+
+def test_unknown_style_is_a_config_error(monkeypatch):
+    monkeypatch.setenv(STYLE_ENV, "cdf")
+    with pytest.raises(ConfigError, match="HEPDL_PLOT_STYLE='cdf'"):
+        plots.roc_figure({"cnn": (*_binary(0), None)})
+
+
 def test_score_plot_with_data(tmp_path):
     s, y = _binary(1)
     data, _ = _binary(5, shift=0.7)
@@ -95,6 +142,10 @@ def test_score_plot_with_data(tmp_path):
     # histograms are normalised: each step histogram integrates to one
     patches = fig.axes[0].patches
     assert len(patches) >= 2
+    edges = np.linspace(min(s.min(), data.min()), max(s.max(), data.max()), 41)
+    values, drawn_edges = patches[0].get_data()[:2]
+    np.testing.assert_allclose(drawn_edges, edges)
+    np.testing.assert_allclose(values, np.histogram(s[y == 1], bins=edges, density=True)[0], rtol=1e-12)
     out = plots.plot_scores(s, y, name="cnn", data_score=data, path=tmp_path / "scores.png")
     _check_against_baseline(out, "scores.png")
 
@@ -108,7 +159,7 @@ def test_average_images_plot(tmp_path):
         np.asarray(shown), np.clip(images[label == 1, 0].mean(0), shown.min(), None), rtol=1e-5
     )
     assert fig.axes[0].images[0].get_extent() == [-0.8, 0.8, -0.8, 0.8]
-    assert "N = 30" in fig.axes[0].get_title()
+    assert "N = 30" in fig.axes[0].get_title(loc="right")
     out = plots.plot_average_images(
         images, label, ["QCD", "W"], extent=extent, path=tmp_path / "img.png"
     )
@@ -119,8 +170,9 @@ def test_confusion_plot(tmp_path):
     probs, label = _multiclass()
     cm = metrics.confusion_matrix(probs, label)
     fig = plots.confusion_figure(probs, label, CLASSES, name="cvn")
-    eff_texts = [t.get_text() for t in fig.axes[0].texts]
-    pur_texts = [t.get_text() for t in fig.axes[1].texts]
+    # the cells' numbers (in data coordinates; the experiment label is in axes coordinates)
+    eff_texts = [t.get_text() for t in fig.axes[0].texts if t.get_transform() is fig.axes[0].transData]
+    pur_texts = [t.get_text() for t in fig.axes[1].texts if t.get_transform() is fig.axes[1].transData]
     assert eff_texts == [f"{v:.2f}" for v in cm["efficiency"].ravel()]
     assert pur_texts == [f"{v:.2f}" for v in cm["purity"].ravel()]
     out = plots.plot_confusion(probs, label, CLASSES, name="cvn", path=tmp_path / "cm.png")
@@ -143,6 +195,17 @@ def test_training_curves_plot(tmp_path):
     _check_against_baseline(out, "training_curves.png")
 
 
+def test_adversarial_training_curve_says_what_its_loss_holds(tmp_path):
+    epochs = np.arange(1, 7)
+    columns = {"epoch": epochs, "train_loss": 1.2 - 0.05 * epochs, "val_loss": 0.6 - 0.04 * epochs,
+               "val_auc": 0.8 + 0.01 * epochs}
+    fig = plots.training_curves_figure(columns, labels=Adapt.curve_labels)
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert legend == ["train: label + domain loss (adversarial)", "validation: label loss (simulation)"]
+    out = plots.plot_training_curves(columns, labels=Adapt.curve_labels, path=tmp_path / "dann.png")
+    _check_against_baseline(out, "training_curves_dann.png")
+
+
 def test_event_display(tmp_path):
     rng = np.random.default_rng(4)
     maps = rng.exponential(size=(2, 2, 30, 20)) * (rng.random((2, 2, 30, 20)) < 0.15)
@@ -152,10 +215,46 @@ def test_event_display(tmp_path):
     assert titles[0].startswith("Event 0: true nue_cc;")
     assert f"P(nue_cc) = {probs[0, 1]:.2f}" in titles[0]
     np.testing.assert_allclose(fig.subfigs[1].axes[1].images[0].get_array(), maps[1, 1].T)
+    # a colour scale with the energy unit beside each event, axes with units
+    colourbar = fig.subfigs[0].axes[2]
+    assert colourbar.get_ylabel() == "Energy per cell [MeV]"
+    assert colourbar.get_ylim()[1] == pytest.approx(maps[0].max())
+    assert fig.subfigs[0].axes[0].get_xlabel() == "z [plane of the view]"
+    assert fig.subfigs[0].axes[1].get_ylabel() == "y [cell]"
     out = plots.plot_event_display(
         maps, probs, CLASSES, label=np.array([1, 2]), path=tmp_path / "ev.png"
     )
     _check_against_baseline(out, "event_display.png")
+
+
+def test_domain_scores_name_the_declared_signal_class(tmp_path):
+    s, y = _binary(6)
+    d, _ = _binary(7, shift=0.6)
+    m = {"domain_auc": 0.61, "ks": 0.08}
+    signal, background = get_task("neutrino").targets.score_labels()
+    assert (signal, background) == (r"$\nu_e$ CC", "other")
+    panels = {"cvn": (s, y, d, m), "dann": (d[: len(s)], y, s, m)}
+    fig = plots.domain_scores_figure(panels, signal=signal, background=background)
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == r"cvn: P($\nu_e$ CC)"
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend[:3] == [r"sim $\nu_e$ CC", "sim other", "sim (all)"]
+    assert get_task("jets").targets.score_labels() == ("W", "QCD")
+    out = plots.plot_domain_scores(panels, signal=signal, background=background, path=tmp_path / "dom.png")
+    _check_against_baseline(out, "domain_scores.png")
+
+
+def test_reconstruction_errors_are_filled_through_hist():
+    from hepdl.evaluate.autoencoder_plots import reconstruction_errors_figure
+
+    rng = np.random.default_rng(8)
+    err, label = rng.lognormal(size=300), rng.integers(0, 2, 300)
+    fig = reconstruction_errors_figure(err, label, ["QCD", "W"], bins=20)
+    edges = np.geomspace(err.min(), err.max() * 1.0001, 21)
+    values, drawn_edges = fig.axes[0].patches[1].get_data()[:2]
+    np.testing.assert_allclose(drawn_edges, edges)
+    np.testing.assert_allclose(values, np.histogram(err[label == 1], bins=edges, density=True)[0], rtol=1e-12)
+    assert "Simulation" in [t.get_text() for t in fig.axes[0].texts]
 
 
 def test_bad_inputs():

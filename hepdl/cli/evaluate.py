@@ -157,6 +157,7 @@ def run_binary(args: argparse.Namespace) -> int:
 
     _check_names(args, "data_scores")
     os.makedirs(args.output, exist_ok=True)
+    signal, background = _score_labels(args.task)
     curves = {}
     for i, (name, path) in enumerate(zip(args.names, args.scores, strict=True)):
         arrays = load_scores(path)
@@ -186,6 +187,8 @@ def run_binary(args: argparse.Namespace) -> int:
             name=name,
             data_score=None if data is None else binary_score(data, args.data_scores[i]),
             data_weight=None if data is None else data["weight"],
+            signal=signal,
+            background=background,
             path=os.path.join(args.output, f"scores_{name}.png"),
         )
         print(
@@ -195,6 +198,16 @@ def run_binary(args: argparse.Namespace) -> int:
     if not args.no_roc:
         plots.plot_roc(curves, title=roc_title(args.task, args.reweight), path=os.path.join(args.output, "roc.png"))
     return 0
+
+
+def _score_labels(task_name: str) -> tuple[str, str]:
+    """The signal and background names a binary score's plots show: the declared task's, if any."""
+    from hepdl.tasks import TASKS, Classes
+
+    task = TASKS.get(task_name)
+    if task is None or not isinstance(task.targets, Classes):
+        return "signal", "background"
+    return task.targets.score_labels()
 
 
 def _sim_vs_data(metrics, score, label, weight, data: dict, path: str) -> dict:
@@ -264,7 +277,7 @@ def run_multiclass(args: argparse.Namespace) -> int:
         plots.plot_confusion(
             probs,
             label,
-            classes,
+            args.classes or targets.plot_labels(len(classes)),
             weight,
             name=name,
             path=os.path.join(args.output, f"confusion_{name}.png"),
@@ -364,12 +377,15 @@ def run_domain(args: argparse.Namespace) -> int:
             signal_class=signal_class, domain_classifier=args.classifier, reweight=args.reweight, device=args.device,
             batch_size=args.batch_size)
         result.update(compared)
+        signal, background = task.targets.score_labels(signal_class)
         for name, (s_score, s_label, d_score, m, s_weight, d_weight) in panels.items():
             plots.plot_scores(s_score, s_label, s_weight, name=name, data_score=d_score, data_weight=d_weight,
+                              signal=signal, background=background,
                               path=os.path.join(args.output, f"scores_{name}.png"))
             lines.append(f"{name}: domain AUC {m['domain_auc']:.3f}, KS {m['ks']:.3f}"
                          + (f", data AUC {m['data_auc']:.3f}, eff shift {m['eff_shift']:.3f}" if "data_auc" in m else ""))
-        plots.plot_domain_scores(panels, path=os.path.join(args.output, "domain_scores.png"))
+        plots.plot_domain_scores(panels, signal=signal, background=background,
+                                 path=os.path.join(args.output, "domain_scores.png"))
     for array in args.array:
         features = {}
         for which, shards in (("sim", sim_shards), ("data", data_shards)):

@@ -14,7 +14,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
-from hepdl.figures import hep_style
+from hepdl.figures import experiment_label, hep_style, step_histogram
 from hepdl.figures import new_figure as _new_figure
 from hepdl.figures import plotter as _plotter
 
@@ -44,10 +44,11 @@ def reconstruction_images_figure(
                 ax = axes[r, k]
                 im = ax.imshow(np.clip(mean, vmin, None), origin="lower", norm=LogNorm(vmin=vmin, vmax=vmax),
                                aspect="auto", interpolation="nearest")
-                ax.set_title(f"{name}: {what} (N = {int(counts[k])})")
+                ax.set_title(f"{name}: {what} (N = {int(counts[k])})", loc="right")
                 ax.set_xlabel("phi pixel")
                 ax.set_ylabel("eta pixel")
         fig.colorbar(im, ax=axes.ravel().tolist(), label=value_label)
+        experiment_label(axes[0, 0])
     return fig
 
 
@@ -81,6 +82,7 @@ def latent_projection_figure(
             ax.set_xlabel(f"latent PC 1{ev}")
             ev = "" if explained is None or len(explained) < 2 else f" ({100 * explained[1]:.0f} %)"
             ax.set_ylabel(f"latent PC 2{ev}")
+        experiment_label(axes[0])
     return fig
 
 
@@ -103,11 +105,12 @@ def reconstruction_errors_figure(
                     groups.append((f"{d} (all)", dom == d))
         for name, sel in groups:
             if np.any(sel):
-                ax.hist(np.clip(err[sel], lo, None), bins=edges, density=True, histtype="step", label=name)
+                step_histogram(ax, np.clip(err[sel], lo, None), edges, label=name)
         ax.set_xscale("log")
         ax.set_xlabel("Reconstruction error (MSE, standardised units)")
-        ax.set_ylabel("Normalised entries")
+        ax.set_ylabel("Normalised entries / bin width")
         ax.legend()
+        experiment_label(ax)
     return fig
 
 
@@ -138,6 +141,7 @@ def label_efficiency_figure(results: Mapping[str, Mapping[int, Sequence[float]]]
         ax.set_xlabel("Labelled training jets" + (f" (all = {n_all})" if n_all else ""))
         ax.set_ylabel("Test ROC AUC" + (f" (mean, std of {draws} draws)" if draws > 1 else ""))
         ax.legend()
+        experiment_label(ax)
     return fig
 
 

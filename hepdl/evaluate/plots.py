@@ -11,13 +11,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import matplotlib
 import numpy as np
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
 from hepdl.errors import InputError
 from hepdl.evaluate import metrics
-from hepdl.figures import HEP_STYLE, hep_style, save_figure  # noqa: F401 -- part of this module's interface
+from hepdl.figures import (  # noqa: F401 -- part of this module's interface
+    HEP_STYLE,
+    data_points,
+    experiment_label,
+    hep_style,
+    save_figure,
+    step_histogram,
+)
 from hepdl.figures import new_figure as _new_figure
 from hepdl.figures import plotter as _plotter
 from hepdl.stats import as_weights, binary_inputs, check_scores
@@ -36,22 +44,26 @@ def roc_figure(
 ) -> Figure:
     """Background rejection 1/eps_B vs signal efficiency, log y, one curve per model.
 
-    ``models`` maps a name to ``(score, label, weight_or_None)``; the legend shows
-    each model's AUC as :func:`hepdl.evaluate.metrics.auc` computes it.
+    ``models`` maps a name to ``(score, label, weight_or_None)``; the legend, beside the
+    axes so that it covers no curve, shows each model's AUC as
+    :func:`hepdl.evaluate.metrics.auc` computes it. Each model has its own colour (and, past
+    the ten colours of the cycle, its own dash pattern).
     """
     if not models:
         raise InputError("roc_figure: no models given")
     with hep_style():
-        fig = _new_figure((5.0, 4.2))
+        fig = _new_figure((7.2, 4.2))
         ax = fig.add_subplot()
+        colours = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
         ymax = 1.0
-        for name, (score, label, weight) in models.items():
+        for i, (name, (score, label, weight)) in enumerate(models.items()):
             roc = metrics.roc_curve(score, label, weight)
             area = metrics.auc(score, label, weight)
             keep = roc.background_efficiency > 0
             rej = 1.0 / roc.background_efficiency[keep]
             ymax = max(ymax, float(rej.max()))
-            ax.plot(roc.signal_efficiency[keep], rej, label=f"{name} (AUC = {area:.3f})")
+            ax.plot(roc.signal_efficiency[keep], rej, color=colours[i % len(colours)],
+                    linestyle=_DASHES[(i // len(colours)) % len(_DASHES)], label=f"{name} (AUC = {area:.3f})")
         eff = np.linspace(0.01, 1.0, 200)
         ax.plot(eff, 1.0 / eff, color="0.5", linestyle=":", label="random")
         ax.set_yscale("log")
@@ -59,10 +71,14 @@ def roc_figure(
         ax.set_ylim(1.0, ymax * 2.0)
         ax.set_xlabel(r"Signal efficiency $\varepsilon_S$")
         ax.set_ylabel(r"Background rejection $1/\varepsilon_B$")
-        ax.legend(loc="upper right")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+        experiment_label(ax)
         if title:
-            ax.set_title(title)
+            fig.suptitle(title, fontsize=9)
     return fig
+
+
+_DASHES = ("-", "--", "-.", ":")
 
 
 def score_figure(
@@ -74,12 +90,15 @@ def score_figure(
     data_score: np.ndarray | None = None,
     data_weight: np.ndarray | None = None,
     bins: int = 40,
+    signal: str = "signal",
+    background: str = "background",
 ) -> Figure:
-    """Normalised step histograms of the score for signal and background.
+    """Normalised step histograms of the score P(``signal``) for signal and background.
 
-    With ``data_score`` the data distribution is overlaid as points with
-    statistical error bars, and the sim (signal + background) total as a line;
-    the legend gives the KS statistic between them.
+    ``signal`` and ``background`` are the classes' names as the task declares them
+    (:meth:`hepdl.tasks.Classes.score_labels`). With ``data_score`` the data distribution is
+    overlaid as points with statistical error bars, and the sim (signal + background) total
+    as a line; the legend gives the KS statistic between them.
     """
     s, y, w = binary_inputs(score, label, weight, "score_figure")
     lo, hi = float(s.min()), float(s.max())
@@ -93,37 +112,18 @@ def score_figure(
     with hep_style():
         fig = _new_figure((5.0, 4.0))
         ax = fig.add_subplot()
-        for mask, lab in ((y, "signal"), (~y, "background")):
-            ax.hist(s[mask], bins=edges, weights=w[mask], density=True, histtype="step", label=lab)
+        for mask, lab in ((y, signal), (~y, background)):
+            step_histogram(ax, s[mask], edges, w[mask], label=lab)
         if data_score is not None:
-            ax.hist(
-                s,
-                bins=edges,
-                weights=w,
-                density=True,
-                histtype="step",
-                color="k",
-                label="sim (all)",
-            )
-            counts, _ = np.histogram(d, bins=edges, weights=dw)
-            sumw2, _ = np.histogram(d, bins=edges, weights=dw**2)
-            norm = np.sum(counts) * np.diff(edges)
-            centres = 0.5 * (edges[1:] + edges[:-1])
+            step_histogram(ax, s, edges, w, label="sim (all)", color="k")
             ks = metrics.ks_statistic(s, d, w, dw)
-            ax.errorbar(
-                centres,
-                counts / norm,
-                yerr=np.sqrt(sumw2) / norm,
-                fmt="o",
-                color="k",
-                markersize=3,
-                label=f"data (KS = {ks:.3f})",
-            )
-        ax.set_xlabel(f"{name} score")
+            data_points(ax, d, edges, dw, label=f"data (KS = {ks:.3f})")
+        ax.set_xlabel(f"{name}: P({signal})")
         ax.set_ylabel("Normalised entries / bin width")
         ax.set_xlim(lo, hi)
         ax.set_ylim(0.0, ax.get_ylim()[1] * 1.35)  # headroom for the legend
         ax.legend(loc="upper center", ncols=2)
+        experiment_label(ax)
     return fig
 
 
@@ -182,10 +182,11 @@ def mean_images_figure(
                 aspect="auto",
                 interpolation="nearest",
             )
-            ax.set_title(f"{name} (average, N = {int(n)})")
+            ax.set_title(f"{name} (average, N = {int(n)})", loc="right")
             ax.set_xlabel(r"$\Delta\phi$ (rotated)")
             ax.set_ylabel(r"$\Delta\eta$ (rotated)")
         fig.colorbar(im, ax=list(axes), label=value_label)
+        experiment_label(axes[0])
     return fig
 
 
@@ -214,11 +215,15 @@ def event_display_figure(
     classes: Sequence[str],
     label: np.ndarray | None = None,
     event_ids: Sequence[int] | None = None,
+    *,
+    energy_unit: str = "MeV",
 ) -> Figure:
     """Neutrino events, one row each: the XZ and YZ views side by side, scores in the title.
 
-    ``pixel_maps`` is (n, 2, planes, cells); ``scores`` is (n, K) class probabilities;
-    ``event_ids`` (default 0..n-1) number the events in the titles.
+    ``pixel_maps`` is (n, 2, planes, cells) deposited energy in ``energy_unit`` (the unit of
+    the hit energies: MeV in the generated sample); ``scores`` is (n, K) class probabilities;
+    ``event_ids`` (default 0..n-1) number the events in the titles. Both views of an event
+    share one colour scale, shown beside them.
     """
     maps = np.asarray(pixel_maps, dtype=np.float64)
     p = np.asarray(scores, dtype=np.float64)
@@ -238,18 +243,26 @@ def event_display_figure(
             truth = f"true {classes[int(label[i])]}; " if label is not None else ""
             event = i if event_ids is None else int(event_ids[i])
             row.suptitle(f"Event {event}: {truth}{text}", fontsize=9)
-            for ax, v, view in zip(row.subplots(1, 2), (0, 1), ("XZ", "YZ"), strict=True):
-                # planes run along the beam (z), shown horizontally as in NOvA displays
-                ax.imshow(
+            vmax = max(float(maps[i].max()), 1e-9)  # an empty event still gets a valid scale
+            axes = row.subplots(1, 2)
+            for ax, v, view in zip(axes, (0, 1), ("XZ", "YZ"), strict=True):
+                # planes run along the beam (z), shown horizontally as in NOvA displays; each
+                # view reads every other plane, so one column is one plane of that view
+                im = ax.imshow(
                     maps[i, v].T,
                     origin="lower",
                     aspect="auto",
                     cmap="Greys",
+                    vmin=0.0,
+                    vmax=vmax,
                     interpolation="nearest",
                 )
-                ax.set_xlabel("Plane (z)")
-                ax.set_ylabel(f"Cell ({view[0].lower()})")
+                ax.set_xlabel("z [plane of the view]")
+                ax.set_ylabel(f"{view[0].lower()} [cell]")
                 ax.set_title(f"{view} view", fontsize=9)
+            row.colorbar(im, ax=list(axes), label=f"Energy per cell [{energy_unit}]")
+            if i == 0:
+                experiment_label(axes[0])
     return fig
 
 
@@ -293,34 +306,36 @@ def confusion_figure(
             ax.minorticks_off()
             ax.set_xlabel("Classified as")
             ax.set_ylabel("True class")
-            ax.set_title(f"{name}: {key}")
+            ax.set_title(f"{name}: {key}", loc="right")
+        experiment_label(axes[0])
     return fig
 
 
-def domain_scores_figure(panels: dict[str, tuple]) -> Figure:
-    """Score on simulation (signal, background) and on data, one panel per model (e.g. before/after
+def domain_scores_figure(panels: dict[str, tuple], *, signal: str = "signal",
+                         background: str = "background") -> Figure:
+    """P(``signal``) on simulation (signal, background) and on data, one panel per model (e.g. before/after
     adaptation); ``panels[name] = (sim_score, sim_label01, data_score, metrics, ...)`` with the
-    metrics' ``domain_auc`` and ``ks`` in the title."""
+    metrics' ``domain_auc`` and ``ks`` in the title. ``signal``, ``background``: the classes' names
+    as the task declares them (:meth:`hepdl.tasks.Classes.score_labels`)."""
     with hep_style():
-        fig = _new_figure((4.6 * len(panels), 4.0))
+        fig = _new_figure((4.6 * len(panels), 4.4))
         for i, (name, (s, y, d, m, *_)) in enumerate(panels.items()):
             ax = fig.add_subplot(1, len(panels), i + 1)
             lo, hi = float(min(s.min(), d.min())), float(max(s.max(), d.max()))
             pad = max(1e-3, 1e-3 * (hi - lo))  # the top score falls inside the last bin, and a constant score still plots
             edges = np.linspace(lo - pad, hi + pad, 31)
-            for values, style in ((s[y == 1], {"label": "sim signal"}), (s[y == 0], {"label": "sim background"}),
-                                  (s, {"label": "sim (all)", "color": "k"})):
+            for values, lab, style in ((s[y == 1], f"sim {signal}", {}), (s[y == 0], f"sim {background}", {}),
+                                       (s, "sim (all)", {"color": "k"})):
                 if len(values):
-                    ax.hist(values, bins=edges, density=True, histtype="step", **style)
-            counts, _ = np.histogram(d, bins=edges)
-            norm = max(counts.sum(), 1) * np.diff(edges)
-            ax.errorbar(0.5 * (edges[1:] + edges[:-1]), counts / norm, yerr=np.sqrt(counts) / norm, fmt="o",
-                        color="k", markersize=3, label="data")
-            ax.set_title(f"{name}: domain AUC {m['domain_auc']:.3f}, KS {m['ks']:.3f}")
-            ax.set_xlabel(f"{name} score")
-            ax.set_ylabel("Normalised entries")
+                    step_histogram(ax, values, edges, label=lab, **style)
+            data_points(ax, d, edges, label="data")
+            ax.set_title(f"{name}: domain AUC {m['domain_auc']:.3f}, KS {m['ks']:.3f}", fontsize=9, loc="right",
+                         pad=18)
+            ax.set_xlabel(f"{name}: P({signal})")
+            ax.set_ylabel("Normalised entries / bin width")
             ax.set_ylim(0.0, ax.get_ylim()[1] * 1.4)  # headroom for the legend
             ax.legend(loc="upper center", ncols=2, fontsize=8)
+            experiment_label(ax)
     return fig
 
 

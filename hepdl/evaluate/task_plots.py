@@ -71,7 +71,7 @@ def event_display(shards: Sequence[str], scores: Mapping[str, np.ndarray], path:
     b = ds.batch(pick)
     if not np.array_equal(b["label"].numpy(), label[pick]):
         raise InputError(f"{where}: labels disagree with the shards' test split (other shards?)")
-    names = list(classes) if classes else get_task(ds.meta["task"]).targets.names_for(scores["score"].shape[1])
+    names = list(classes) if classes else get_task(ds.meta["task"]).targets.plot_labels(scores["score"].shape[1])
     return plots.plot_event_display(b["pixel_maps"].numpy(), scores["score"][pick], names, label=label[pick],
                                     event_ids=pick, path=path)
 

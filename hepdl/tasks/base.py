@@ -55,6 +55,15 @@ class Classes:
     def plot_labels(self, n: int) -> list[str]:
         return list((self.labels or self.names)[:n])
 
+    def score_labels(self, signal_class: int | None = None) -> tuple[str, str]:
+        """What plots call a score's two sides: the signal class's plot label (the score is its
+        probability) and the rest, the other class's label when there are two, else "other"."""
+        labels = self.labels or self.names
+        k = self.signal_index if signal_class is None else signal_class
+        if not 0 <= k < len(labels):
+            raise InputError(f"signal class {k}: the task has classes 0..{len(labels) - 1} ({list(self.names)})")
+        return labels[k], (labels[1 - k] if len(labels) == 2 else "other")
+
     def to_meta(self) -> dict:
         """What ``prepare`` writes into meta.json."""
         return {"kind": "classes", "names": list(self.names), "signal": self.signal,

@@ -15,7 +15,8 @@ NEUTRINO = register_task(Task(
         Column("nu_energy", "float32", 0.0, always=False),
     ),
     # nu_tau CC only where the sample has it: a model has three or four outputs
-    targets=Classes(names=("numu_cc", "nue_cc", "nc", "nutau_cc"), signal="nue_cc", minimum=3),
+    targets=Classes(names=("numu_cc", "nue_cc", "nc", "nutau_cc"), signal="nue_cc", minimum=3,
+                    labels=(r"$\nu_\mu$ CC", r"$\nu_e$ CC", "NC", r"$\nu_\tau$ CC")),
     metrics="multiclass",
     score_columns=("nu_energy",),
     plots=("event_display",),

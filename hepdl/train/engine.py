@@ -542,7 +542,8 @@ def train(
     if run.is_main and out_dir is not None and state.history and not preempted:
         # once per run, not per epoch: a plot costs more than a small model's epoch (and a
         # pre-empted run must stop quickly; the resumed one plots)
-        plot_training_curves(history_columns(state.history), path=os.path.join(out_dir, "training_curve.png"))
+        plot_training_curves(history_columns(state.history), labels=run.objective.curve_labels,
+                             path=os.path.join(out_dir, "training_curve.png"))
 
     best = state.best
     if best.state is not None and not preempted:

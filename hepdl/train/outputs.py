@@ -36,12 +36,21 @@ def history_columns(history: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarra
     return {k: np.array([row[k] for row in history], dtype=np.float64) for k in names}
 
 
-def training_curves_figure(columns: Mapping[str, np.ndarray], *, x: str = "epoch") -> Figure:
+def training_curves_figure(columns: Mapping[str, np.ndarray], *, x: str = "epoch",
+                           labels: Mapping[str, str] | None = None) -> Figure:
     """Every ``*loss*`` column vs ``x`` (train and validation loss per epoch), log y when positive.
 
-    Other numeric columns whose name contains "auc" or "acc" go to a second panel.
+    Other numeric columns whose name contains "auc" or "acc" go to a second panel. ``labels``
+    gives a column's legend text where its name would mislead (the objective's
+    ``curve_labels``: e.g. an adversarial training loss that holds a second term).
     """
-    from hepdl.figures import hep_style, new_figure  # matplotlib only when a figure is drawn
+    from hepdl.figures import (  # matplotlib only when a figure is drawn
+        experiment_label,
+        hep_style,
+        new_figure,
+    )
+
+    labels = labels or {}
 
     if x not in columns:
         raise InputError(f"training_curves_figure: no {x!r} column; have {sorted(columns)}")
@@ -54,23 +63,27 @@ def training_curves_figure(columns: Mapping[str, np.ndarray], *, x: str = "epoch
         fig = new_figure((5.0 * (1 + bool(others)), 4.0))
         axes = fig.subplots(1, 1 + bool(others), squeeze=False)[0]
         for k in losses:
-            axes[0].plot(xs, np.asarray(columns[k], dtype=np.float64), marker="o", markersize=3, label=k)
+            axes[0].plot(xs, np.asarray(columns[k], dtype=np.float64), marker="o", markersize=3,
+                         label=labels.get(k, k))
         if all(np.all(np.asarray(columns[k]) > 0) for k in losses):
             axes[0].set_yscale("log")
         axes[0].set_xlabel(x.capitalize())
         axes[0].set_ylabel("Loss")
         axes[0].legend()
+        experiment_label(axes[0])
         if others:
             for k in others:
-                axes[1].plot(xs, np.asarray(columns[k], dtype=np.float64), marker="o", markersize=3, label=k)
+                axes[1].plot(xs, np.asarray(columns[k], dtype=np.float64), marker="o", markersize=3,
+                             label=labels.get(k, k))
             axes[1].set_xlabel(x.capitalize())
             axes[1].set_ylabel("Metric")
             axes[1].legend()
     return fig
 
 
-def plot_training_curves(columns: Mapping[str, np.ndarray], *, x: str = "epoch", path: str | os.PathLike) -> str:
+def plot_training_curves(columns: Mapping[str, np.ndarray], *, x: str = "epoch",
+                         labels: Mapping[str, str] | None = None, path: str | os.PathLike) -> str:
     """Build :func:`training_curves_figure` and write it as a PNG to ``path``; returns the path."""
     from hepdl.figures import save_figure
 
-    return save_figure(training_curves_figure(columns, x=x), path)
+    return save_figure(training_curves_figure(columns, x=x, labels=labels), path)

@@ -26,6 +26,7 @@ _CHOICES = {
     "reweight": ("none", "pt", "pt_eta"),
     "progress": ("auto", "always", "never"),
     "data_on_device": ("auto", "always", "never"),
+    "tracking": ("none", "tensorboard", "mlflow"),
 }
 
 
@@ -101,6 +102,8 @@ class TrainSettings:
     # display
     progress: str = "auto"  # tqdm bar: auto (only on a tty), always, never
     log_epochs: bool = True  # one line per epoch on stderr
+    tracking: str = "none"  # experiment tracking (hepdl.train.tracking): none, tensorboard (event files; pip install 'hepdl[track]') or mlflow
+    tracking_dir: str | None = None  # tensorboard: folder of the event files (null: <run folder>/tensorboard); mlflow: the tracking URI (null: MLflow's default)
 
     def __post_init__(self) -> None:
         for key, allowed in _CHOICES.items():

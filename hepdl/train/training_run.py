@@ -45,6 +45,7 @@ from hepdl.train.engine import TrainResult, predict, train
 from hepdl.train.objectives import objective_class
 from hepdl.train.selection import select_training_entries, select_validation_entries
 from hepdl.train.settings import TrainSettings
+from hepdl.train.tracking import NoTracking, open_tracking
 
 #: settings that change how a run is carried out, never its result: a pre-empted run continues
 #: with other values of these (``resume="if_unchanged"``)
@@ -190,10 +191,14 @@ def train_model(
     if resume == "if_unchanged":
         resume = resume_if_unchanged(output, run_inputs(settings, shards, data_shards),
                                      main=int(os.environ.get("RANK", 0)) == 0)
-    result = train(model, train_set, val_set, settings, out_dir=output, resume=bool(resume))
+    # under torchrun only rank 0 tracks, scores and writes
+    tracking = open_tracking(settings, output) if int(os.environ.get("RANK", 0)) == 0 else NoTracking()
+    result = train(model, train_set, val_set, settings, out_dir=output, resume=bool(resume),
+                   on_epoch_end=tracking.log_epoch)
     run = TrainingRun(result=result, output=output)
     if result.preempted or distributed.world()[0] != 0 or int(os.environ.get("RANK", 0)) != 0:
-        return run  # under torchrun only rank 0 scores and writes
+        tracking.finish()
+        return run
 
     kept = [*TARGET_ARRAYS, *task.score_columns]
     arrays = [a for a in dict.fromkeys([*inputs, *kept]) if a in have]
@@ -234,4 +239,5 @@ def train_model(
         "metrics": run.metrics, "host": platform.node(), "python": sys.version.split()[0],
         "torch_version": torch.__version__, "hepdl_version": __version__,
     })
+    tracking.finish(run.metrics)
     return run

@@ -168,6 +168,10 @@ class Adapt(ReversalRamp, Classify):
         gamma: steepness of the ramp (10 in Ganin & Lempitsky).
     """
 
+    curve_labels: ClassVar[dict[str, str]] = {
+        "train_loss": "train: label + domain loss (adversarial)",
+        "val_loss": "validation: label loss (simulation)",
+    }
     name = "adapt"
     wrapper = "domain_adversarial"
     uses_data_sample = True

@@ -91,6 +91,8 @@ class Objective:
     metric_keys: tuple[str, ...] = ("label", "weight")
     #: the headline metric of the epoch log
     monitor: str = "auc"
+    #: legend text of the training curve's columns where the column name would mislead
+    curve_labels: ClassVar[dict[str, str]] = {}
     #: classes of the targets (the engine's class weights use it)
     n_classes: int = 2
     #: arrays passed to the model, positionally in this order

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +28,10 @@ class Decorrelate(ReversalRamp, Classify):
     """
 
     name = "decorrelate"
+    curve_labels: ClassVar[dict[str, str]] = {
+        "train_loss": "train: label + mass-adversary loss",
+        "val_loss": "validation: label loss",
+    }
     wrapper = "pivot_adversarial"
     extra_arrays = ("jet_mass",)
 
