@@ -87,8 +87,10 @@ def roc_curve(score: np.ndarray, label: np.ndarray, weight: np.ndarray | None = 
 
 def auc(score: np.ndarray, label: np.ndarray, weight: np.ndarray | None = None) -> float:
     """Weighted area under the ROC curve (trapezoids; 0.5 = no separation)."""
-    s, y, w = binary_inputs(score, label, weight, "auc")
-    return float(sklearn.metrics.roc_auc_score(y, s, sample_weight=w))
+    # trapezoids over scikit-learn's curve rather than roc_auc_score, which refuses the
+    # non-monotonic curve of samples with negative weights (NLO generators): same value otherwise
+    roc = roc_curve(score, label, weight)
+    return float(np.trapezoid(roc.signal_efficiency, roc.background_efficiency))
 
 
 def background_efficiency_at(roc: RocCurve, signal_efficiency: float) -> float:
