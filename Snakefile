@@ -27,8 +27,7 @@ include: "workflow/rules/main_process.smk"
 
 # Every stage that draws reads the plot style from the environment (hepdl.figures): jobs run
 # here inherit it, and batch jobs, which read this file again, set it the same way.
-os.environ["HEPDL_PLOT_STYLE"] = config["plots"]["style"]
-os.environ["HEPDL_PLOT_LABEL"] = config["plots"]["label"]
+os.environ.update(HEPDL_PLOT_STYLE=config["plots"]["style"], HEPDL_PLOT_LABEL=config["plots"]["label"])
 
 include: "workflow/rules/common.smk"
 

@@ -97,9 +97,9 @@ SMALL_CNN = {"model": {"name": "jet_cnn", "channels": [4, 8], "head": [8]}, "bat
 
 
 def _train_cli(paths, out, settings, *extra, wait=True):
-    """``hepdl train`` the way the workflow's rule calls it (--resume-if-unchanged, --log, --name)."""
+    """``hepdl train`` the way the workflow's rule calls it (--resume-if-unchanged, --log-file, --name)."""
     cmd = [sys.executable, "-m", "hepdl.cli", "train", "--shards", *paths, "--output", str(out), "--settings",
-           json.dumps(settings), "--threads", "1", "--resume-if-unchanged", "--log", str(out) + ".log",
+           json.dumps(settings), "--threads", "1", "--resume-if-unchanged", "--log-file", str(out) + ".log",
            "--name", "jets/cnn", *extra]
     if not wait:
         return subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

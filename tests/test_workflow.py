@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import site
 import subprocess
 import sys
 from pathlib import Path
@@ -89,8 +90,11 @@ def test_no_htcondor_warning_where_no_pool_is_configured(tmp_path):
     pth = (ROOT / "hepdl-condor-config.pth").read_text()
     work = _copy_workflow(tmp_path)
     env = {k: v for k, v in os.environ.items() if k != "CONDOR_CONFIG"}
-    start = [sys.executable, "-c", "import runpy, sys; sys.argv = ['snakemake', *sys.argv[1:]]; "
-             "runpy.run_module('snakemake', run_name='__main__')", "-n", "--cores", "1"]
+    # without any .pth (-S: an installed hepdl already put its .pth in site-packages), the same paths
+    paths = [str(ROOT), *site.getsitepackages()]
+    start = [sys.executable, "-S", "-c", f"import sys; sys.path[:0] = {paths!r}; import runpy; "
+             "sys.argv = ['snakemake', *sys.argv[1:]]; runpy.run_module('snakemake', run_name='__main__')",
+             "-n", "--cores", "1"]
     with_pth = [sys.executable, "-c", pth + "import runpy, sys; sys.argv = ['snakemake', *sys.argv[1:]]; "
                 "runpy.run_module('snakemake', run_name='__main__')", "-n", "--cores", "1"]
     quiet = subprocess.run(with_pth, cwd=work, capture_output=True, text=True, timeout=600, env=env)

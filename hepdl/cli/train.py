@@ -8,7 +8,7 @@ score columns, in dataset order), and ``train_info.json``.
 
 Exit status: 0 done; 2 bad input or settings; 75 (EX_TEMPFAIL) stopped by SIGTERM or Ctrl-C
 after writing a checkpoint — rerun with ``--resume`` (or ``--resume-if-unchanged``, which the
-workflow uses: it continues only a checkpoint of the same settings and inputs). ``--log FILE``
+workflow uses: it continues only a checkpoint of the same settings and inputs). ``--log-file FILE``
 sends everything to FILE and keeps one line per epoch, named by ``--name``, on stderr. Multi-GPU: ``torchrun --nproc_per_node=N
 -m hepdl.cli train ...`` (only rank 0 writes).
 """
@@ -45,9 +45,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     resume.add_argument("--resume-if-unchanged", action="store_true",
                         help="continue from OUTPUT/checkpoint.pt if it belongs to a run with the same settings "
                         "and input files, else start from scratch (the workflow's training jobs)")
-    p.add_argument("--log", help="write everything the run prints to this file; stderr then gets only one line "
+    p.add_argument("--log-file", dest="log", help="write everything the run prints to this file; stderr then gets only one line "
                    "per epoch and hepdl's own messages, prefixed with --name (the workflow's console)")
-    p.add_argument("--name", default="train", help="the run's name on stderr with --log (default: train)")
+    p.add_argument("--name", default="train", help="the run's name on stderr with --log-file (default: train)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--data-shards", nargs="+", help="objective adapt: prepared shards of the data sample "
                    "(its train split joins training unlabelled: its labels are never read)")
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 class _ConsoleTee:
-    """stderr of a run with ``--log``: everything to the log; the epoch lines and hepdl's own
+    """stderr of a run with ``--log-file``: everything to the log; the epoch lines and hepdl's own
     messages also to the console, prefixed with the run's name."""
 
     def __init__(self, log: TextIO, console: TextIO, name: str) -> None:

@@ -14,6 +14,10 @@ rule generate_events:
         seed=lambda w: chunk_seed("jets", w.domain, w.chunk) + 500,
         gen=config["jets"]["generate"],
         ev=EVENTS,
+    conda:
+        HEPDL_CONDA_ENV
+    container:
+        HEPDL_CONTAINER
     log:
         f"{RESULTS}/logs/generate_events_{{domain}}_{{chunk}}.log",
     benchmark:
@@ -42,6 +46,10 @@ rule jets_from_events:
         constituents=quoted(EVENTS["constituents"]),
         links=f"--links {EVENTS['links']}" if EVENTS["links"] else f"--dr {EVENTS['dr']}",
         mothers=" ".join(str(m) for m in EVENTS["mothers"]),
+    conda:
+        HEPDL_CONDA_ENV
+    container:
+        HEPDL_CONTAINER
     log:
         f"{RESULTS}/logs/jets_from_events_{{domain}}_{{chunk}}.log",
     threads: 1
@@ -67,6 +75,10 @@ rule score_event_jets:
     params:
         outdir=lambda w, output: os.path.dirname(output[0]),
         device=config["device"],
+    conda:
+        HEPDL_CONDA_ENV
+    container:
+        HEPDL_CONTAINER
     log:
         f"{RESULTS}/logs/score_event_jets_{{domain}}_{{chunk}}.log",
     threads: 1
@@ -89,6 +101,10 @@ rule scores_to_events:
         chunk=r"\d+",
     params:
         collection=EVENTS["jets"],
+    conda:
+        HEPDL_CONDA_ENV
+    container:
+        HEPDL_CONTAINER
     log:
         f"{RESULTS}/logs/scores_to_events_{{domain}}_{{chunk}}.log",
     threads: 1

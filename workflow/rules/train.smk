@@ -41,12 +41,12 @@ rule train_network:
         request_gpus=lambda w: resource(w.task, w.model, "gpu"),
     # --resume-if-unchanged: a pre-empted or interrupted job continues from its checkpoint (the
     # output directory's checkpoint.pt, not an output, so Snakemake does not delete it);
-    # --log: the full log to the file, one line per epoch to the console
+    # --log-file (not --log: torchrun takes that as an abbreviation of its own --log-dir): the full log to the file, one line per epoch to the console
     shell:
         "{params.launcher} train --shards {input.shards:q} {params.data} --output {params.outdir:q}"
         " --settings {params.settings:q} --seed {params.seed} --device {params.device:q}"
         " --threads {params.process_threads} --resume-if-unchanged"
-        " --log {log:q} --name {wildcards.task}/{wildcards.model}"
+        " --log-file {log:q} --name {wildcards.task}/{wildcards.model}"
 
 
 rule train_xgboost:
